@@ -1,0 +1,60 @@
+"""glomsim: simulate and analyse the consensus dynamics of GLOM (Hinton 2021).
+
+``import glomsim`` is light: it compiles nothing and imports numba, xarray and scipy
+only when a function that needs them is first called.
+"""
+
+from __future__ import annotations
+
+from .config import Attention, GlomConfig, Mix
+from .weights import GlomWeights, identity_weights, load_weights, random_weights
+# eager, and after the submodule import, so that ``glomsim.simulate`` is the function;
+# the module itself imports numba and xarray only inside functions
+from .simulate import SimulationDiverged, simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attention",
+    "GlomConfig",
+    "Mix",
+    "GlomWeights",
+    "identity_weights",
+    "load_weights",
+    "random_weights",
+    "simulate",
+    "SimulationDiverged",
+    "save",
+    "open_dataset",
+    "load_run",
+    "rerun",
+    "warmup",
+    "__version__",
+]
+
+_LAZY = {
+    "save": ("dataset", "save"),
+    "open_dataset": ("dataset", "open_dataset"),
+    "load_run": ("dataset", "load_run"),
+    "rerun": ("runs", "rerun"),
+    "warmup": ("runs", "warmup"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    if name in ("reference", "testing", "scenes", "dataset", "sweep", "train", "interop"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'glomsim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,484 @@
+"""Configuration of a GLOM simulation: frozen dataclasses, validation and round-trips.
+
+Every field is checked in ``__post_init__`` so that a bad value raises before any work
+starts, with a message that names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Attention", "Mix", "GlomConfig", "KERNELS", "NORMALIZATIONS", "DTYPES"]
+
+KERNELS = ("dot", "cosine", "gaussian", "bounded", "glom_pytorch")
+NORMALIZATIONS = ("none", "l2", "layernorm")
+DTYPES = ("float32", "float64")
+MIX_FIELDS = ("bottom_up", "top_down", "previous", "attention")
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _parse_float(x):
+    """Accept the strings 'inf'/'-inf'/'nan' that strict JSON cannot hold as numbers."""
+    if isinstance(x, str) and x.strip().lower() in ("inf", "+inf", "infinity", "-inf", "nan"):
+        return float(x)
+    return x
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Attention kernel of one level (or of all levels).
+
+    Parameters
+    ----------
+    kernel : {"dot", "cosine", "gaussian", "bounded", "glom_pytorch"}
+        ``dot`` exp(beta x.y); ``cosine`` exp(beta cos(x, y)); ``gaussian``
+        exp(-beta |x-y|^2), all normalised by a softmax over the neighbourhood;
+        ``bounded`` uniform weights on the neighbours within ``epsilon``
+        (Hegselmann-Krause); ``glom_pytorch`` glom-pytorch's score
+        beta x.(y/max(|y|, 1e-12))/sqrt(D).
+    beta : float
+        Sharpness; 0 gives uniform averaging (DeGroot). Unused by ``bounded``.
+    epsilon : float, optional
+        Confidence bound of the ``bounded`` kernel (required there, > 0).
+    radius : float
+        Neighbourhood radius in grid units (closed ball, Euclidean); ``inf`` = all columns.
+    include_self : bool
+        Whether a column attends to itself.
+
+    Examples
+    --------
+    >>> Attention(kernel="bounded", epsilon=1.0, radius=float("inf")).kernel
+    'bounded'
+    """
+
+    kernel: str = "dot"
+    beta: float = 1.0
+    epsilon: float | None = None
+    radius: float = math.inf
+    include_self: bool = True
+
+    def __post_init__(self):
+        if self.kernel not in KERNELS:
+            raise ValueError(
+                f"attention.kernel={self.kernel!r} is not a known kernel; allowed: {', '.join(KERNELS)}"
+            )
+        beta = _parse_float(self.beta)
+        if not _is_real(beta) or not math.isfinite(beta):
+            raise ValueError(f"attention.beta={self.beta!r} must be a finite real number")
+        object.__setattr__(self, "beta", float(beta))
+        radius = _parse_float(self.radius)
+        if not _is_real(radius) or math.isnan(radius) or radius < 0:
+            raise ValueError(
+                f"attention.radius={self.radius!r} must be a number >= 0 (inf for all columns)"
+            )
+        object.__setattr__(self, "radius", float(radius))
+        if self.epsilon is not None:
+            eps = _parse_float(self.epsilon)
+            if not _is_real(eps) or not math.isfinite(eps) or eps <= 0:
+                raise ValueError(
+                    f"attention.epsilon={self.epsilon!r} must be a finite number > 0"
+                )
+            object.__setattr__(self, "epsilon", float(eps))
+        if self.kernel == "bounded" and self.epsilon is None:
+            raise ValueError(
+                "attention.epsilon=None: the bounded kernel needs a confidence bound epsilon > 0"
+            )
+        if not isinstance(self.include_self, (bool, np.bool_)):
+            raise TypeError(
+                f"attention.include_self={self.include_self!r} must be True or False"
+            )
+        object.__setattr__(self, "include_self", bool(self.include_self))
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        if d["epsilon"] is None:
+            del d["epsilon"]
+        return d
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Mixing weights of the four contributions.
+
+    Each field is a number >= 0, or a schedule over steps: a sequence whose entry k
+    applies to step k + 1 (the last entry is held). A contribution whose weight is 0
+    is not evaluated.
+
+    Examples
+    --------
+    >>> Mix(previous=0, attention=[0.0, 0.5, 1.0]).at(2)
+    (1.0, 1.0, 0.0, 0.5)
+    """
+
+    bottom_up: float | tuple[float, ...] = 1.0
+    top_down: float | tuple[float, ...] = 1.0
+    previous: float | tuple[float, ...] = 1.0
+    attention: float | tuple[float, ...] = 1.0
+
+    def __post_init__(self):
+        for name in MIX_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple, np.ndarray)):
+                seq = [_parse_float(v) for v in value]
+                if len(seq) == 0:
+                    raise ValueError(f"mix.{name}=[] : a schedule needs at least one entry")
+                for v in seq:
+                    if not _is_real(v) or not math.isfinite(v) or v < 0:
+                        raise ValueError(
+                            f"mix.{name}={list(value)!r}: every entry must be a finite number >= 0"
+                        )
+                object.__setattr__(self, name, tuple(float(v) for v in seq))
+            else:
+                v = _parse_float(value)
+                if not _is_real(v) or not math.isfinite(v) or v < 0:
+                    raise ValueError(
+                        f"mix.{name}={value!r} must be a finite number >= 0 or a schedule "
+                        "(a sequence of such numbers)"
+                    )
+                object.__setattr__(self, name, float(v))
+
+    @property
+    def is_schedule(self) -> bool:
+        return any(isinstance(getattr(self, n), tuple) for n in MIX_FIELDS)
+
+    @property
+    def schedule_length(self) -> int:
+        return max(
+            (len(getattr(self, n)) for n in MIX_FIELDS if isinstance(getattr(self, n), tuple)),
+            default=1,
+        )
+
+    def at(self, step: int) -> tuple[float, float, float, float]:
+        """The four weights (bottom_up, top_down, previous, attention) used by ``step`` >= 1."""
+        out = []
+        for name in MIX_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, tuple):
+                v = v[min(max(step - 1, 0), len(v) - 1)]
+            out.append(v)
+        return tuple(out)
+
+    def to_dict(self) -> dict:
+        return {
+            n: (list(getattr(self, n)) if isinstance(getattr(self, n), tuple) else getattr(self, n))
+            for n in MIX_FIELDS
+        }
+
+
+def _per_level(value, cls, name, levels):
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return cls(**value)
+    if isinstance(value, (list, tuple)):
+        items = []
+        for i, v in enumerate(value):
+            if isinstance(v, dict):
+                v = cls(**v)
+            if not isinstance(v, cls):
+                raise TypeError(
+                    f"{name}[{i}]={v!r} must be a {cls.__name__} (one per level)"
+                )
+            items.append(v)
+        if len(items) != levels:
+            raise ValueError(
+                f"{name} has {len(items)} entries but levels={levels}: give one "
+                f"{cls.__name__} for all levels or exactly one per level"
+            )
+        return tuple(items)
+    raise TypeError(
+        f"{name}={value!r} must be a {cls.__name__} or a sequence of one per level"
+    )
+
+
+@dataclass(frozen=True)
+class GlomConfig:
+    """Everything that defines a GLOM simulation except the nets' weights and the inputs.
+
+    Parameters
+    ----------
+    levels : int
+        Number of levels of the part-whole hierarchy (>= 1).
+    dim : int
+        Embedding size D of every level (>= 1).
+    grid : (rows, cols), optional
+        Columns on a grid, numbered row-major (``y`` = row, ``x`` = column).
+    positions : (N, 2) array of (y, x), optional
+        Arbitrary column positions instead of ``grid``. Give exactly one of the two;
+        with neither, ``grid=(8, 8)``.
+    steps : int
+        Number of update steps (>= 0).
+    mix : Mix or sequence of Mix (one per level)
+    attention : Attention or sequence of Attention (one per level)
+    top_down_delay : int
+        d >= 1: top-down reads the level above at step t - d (2 = "skip a frame").
+    normalize : {"none", "l2", "layernorm"}
+    dtype : {"float32", "float64"}
+    seed : int
+        Seed of the default random weights.
+    hidden : int, optional
+        Hidden width of the MLPs; default 4 * dim.
+
+    Examples
+    --------
+    >>> cfg = GlomConfig(levels=3, dim=8, grid=(4, 4), steps=10)
+    >>> cfg.n_columns, cfg.hidden_width
+    (16, 32)
+    >>> GlomConfig.from_json(cfg.to_json()) == cfg
+    True
+    """
+
+    levels: int = 5
+    dim: int = 64
+    grid: tuple[int, int] | None = None
+    positions: tuple[tuple[float, float], ...] | None = None
+    steps: int = 40
+    mix: Mix | tuple[Mix, ...] = field(default_factory=Mix)
+    attention: Attention | tuple[Attention, ...] = field(default_factory=Attention)
+    top_down_delay: int = 1
+    normalize: str = "none"
+    dtype: str = "float32"
+    seed: int = 0
+    hidden: int | None = None
+
+    def __post_init__(self):
+        for name, lo in (("levels", 1), ("dim", 1), ("steps", 0), ("top_down_delay", 1)):
+            v = getattr(self, name)
+            if not _is_int(v) or v < lo:
+                raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
+            object.__setattr__(self, name, int(v))
+        if not _is_int(self.seed):
+            raise ValueError(f"seed={self.seed!r} must be an integer")
+        object.__setattr__(self, "seed", int(self.seed))
+        if self.hidden is not None:
+            if not _is_int(self.hidden) or self.hidden < 1:
+                raise ValueError(f"hidden={self.hidden!r} must be an integer >= 1 or None (4 * dim)")
+            object.__setattr__(self, "hidden", int(self.hidden))
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalize={self.normalize!r} is not allowed; allowed: {', '.join(NORMALIZATIONS)}"
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
+
+        if self.grid is not None and self.positions is not None:
+            raise ValueError("grid and positions were both given: give exactly one of them")
+        if self.positions is None:
+            grid = (8, 8) if self.grid is None else self.grid
+            if (
+                not isinstance(grid, (list, tuple))
+                or len(grid) != 2
+                or not all(_is_int(g) and g >= 1 for g in grid)
+            ):
+                raise ValueError(f"grid={self.grid!r} must be (rows, cols) with integers >= 1")
+            object.__setattr__(self, "grid", (int(grid[0]), int(grid[1])))
+        else:
+            try:
+                pos = np.asarray(self.positions, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"positions must be an (N, 2) array of (y, x) numbers, got {self.positions!r}"
+                ) from None
+            if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
+                raise ValueError(
+                    f"positions has shape {pos.shape}; it must be (N, 2) of (y, x) with N >= 1"
+                )
+            if not np.all(np.isfinite(pos)):
+                raise ValueError("positions contains NaN or inf; every (y, x) must be finite")
+            object.__setattr__(self, "positions", tuple((float(a), float(b)) for a, b in pos))
+
+        object.__setattr__(self, "mix", _per_level(self.mix, Mix, "mix", self.levels))
+        object.__setattr__(
+            self, "attention", _per_level(self.attention, Attention, "attention", self.levels)
+        )
+        # a level whose present weights sum to 0 at any step is a config error
+        for level in range(self.levels):
+            m = self.mix_at(level)
+            n_steps = m.schedule_length
+            for step in range(1, n_steps + 1):
+                bu, td, prev, att = m.at(step)
+                if level == self.levels - 1:
+                    td = 0.0
+                if bu + td + prev + att <= 0:
+                    where = "" if not m.is_schedule else f" at step {step}"
+                    which = "mix" if isinstance(self.mix, Mix) else f"mix[{level}]"
+                    raise ValueError(
+                        f"{which}: the weights present at level {level}{where} sum to 0 "
+                        "(top_down is absent at the top level); at least one of bottom_up, "
+                        "top_down, previous, attention must be > 0"
+                    )
+
+    # ----- derived quantities -------------------------------------------------
+    @property
+    def n_columns(self) -> int:
+        if self.positions is not None:
+            return len(self.positions)
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def hidden_width(self) -> int:
+        return 4 * self.dim if self.hidden is None else self.hidden
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def position_array(self) -> np.ndarray:
+        """(N, 2) float64 array of (y, x); grids are numbered row-major."""
+        if self.positions is not None:
+            return np.asarray(self.positions, dtype=np.float64)
+        rows, cols = self.grid
+        y, x = np.divmod(np.arange(rows * cols), cols)
+        return np.stack([y, x], axis=1).astype(np.float64)
+
+    def mix_at(self, level: int) -> Mix:
+        return self.mix if isinstance(self.mix, Mix) else self.mix[level]
+
+    def attention_at(self, level: int) -> Attention:
+        return self.attention if isinstance(self.attention, Attention) else self.attention[level]
+
+    def mix_weights(self, step: int) -> np.ndarray:
+        """(levels, 4) float64 array of (bottom_up, top_down, previous, attention) at ``step``.
+
+        The top level's top-down weight is 0 (the contribution is absent there).
+        """
+        w = np.array([self.mix_at(lv).at(step) for lv in range(self.levels)], dtype=np.float64)
+        w[-1, 1] = 0.0
+        return w
+
+    @property
+    def schedule_length(self) -> int:
+        return max(self.mix_at(lv).schedule_length for lv in range(self.levels))
+
+    def replace(self, **changes) -> "GlomConfig":
+        return replace(self, **changes)
+
+    # ----- round trips ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        """A plain dict (numbers, strings, lists); ``None`` fields are left out."""
+        d: dict[str, Any] = {
+            "levels": self.levels,
+            "dim": self.dim,
+            "steps": self.steps,
+            "top_down_delay": self.top_down_delay,
+            "normalize": self.normalize,
+            "dtype": self.dtype,
+            "seed": self.seed,
+        }
+        if self.positions is not None:
+            d["positions"] = [list(p) for p in self.positions]
+        else:
+            d["grid"] = list(self.grid)
+        if self.hidden is not None:
+            d["hidden"] = self.hidden
+        d["mix"] = (
+            self.mix.to_dict() if isinstance(self.mix, Mix) else [m.to_dict() for m in self.mix]
+        )
+        d["attention"] = (
+            self.attention.to_dict()
+            if isinstance(self.attention, Attention)
+            else [a.to_dict() for a in self.attention]
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GlomConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a config must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+            )
+        d = dict(d)
+        for key, klass in (("mix", Mix), ("attention", Attention)):
+            if key in d:
+                v = d[key]
+                allowed = {f.name for f in fields(klass)}
+                items = [v] if isinstance(v, dict) else (v if isinstance(v, list) else None)
+                for item in items or []:
+                    if isinstance(item, dict):
+                        bad = sorted(set(item) - allowed)
+                        if bad:
+                            raise ValueError(
+                                f"unknown {key} field(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}"
+                            )
+                if isinstance(v, list):
+                    d[key] = tuple(klass(**x) if isinstance(x, dict) else x for x in v)
+                elif isinstance(v, dict):
+                    d[key] = klass(**v)
+        if "grid" in d and d["grid"] is not None:
+            d["grid"] = tuple(d["grid"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        """Strict JSON: infinite radii are written as the string "inf"."""
+        return json.dumps(_encode_inf(self.to_dict()), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "GlomConfig":
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_toml(cls, text: str) -> "GlomConfig":
+        import tomllib
+
+        return cls.from_dict(tomllib.loads(text))
+
+    @classmethod
+    def from_file(cls, path) -> "GlomConfig":
+        """Read a ``.toml`` or ``.json`` file."""
+        from pathlib import Path
+
+        p = Path(path)
+        text = p.read_text()
+        if p.suffix == ".json":
+            return cls.from_json(text)
+        if p.suffix == ".toml":
+            return cls.from_toml(text)
+        raise ValueError(f"config file {str(p)!r}: the suffix must be .toml or .json")
+
+    @classmethod
+    def from_dataset(cls, ds) -> "GlomConfig":
+        """The exact config a dataset written by :func:`glomsim.simulate` was run with."""
+        try:
+            text = ds.attrs["glomsim_config"]
+        except KeyError:
+            raise ValueError(
+                "dataset has no 'glomsim_config' attribute: it was not written by glomsim.simulate"
+            ) from None
+        return cls.from_json(text)
+
+
+def _encode_inf(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
+    if isinstance(obj, dict):
+        return {k: _encode_inf(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode_inf(v) for v in obj]
+    return obj
+
+
+def as_sequence(x) -> Sequence:
+    return x if isinstance(x, (list, tuple)) else [x]

@@ -1,0 +1,218 @@
+"""The GLOM update rule in plain numpy: the executable specification.
+
+Written to be read, not to be fast. Every line follows ``ARCHITECTURE.md``; the numba
+kernels in :mod:`glomsim._kernels` are tested against these functions.
+
+State ``E`` has shape (levels, columns, dim). One step::
+
+    bu[l]  = f_l(E[t-1, l-1])          (l >= 1);  f_0(u) at level 0
+    td[l]  = g_l(E[t-d, l+1] + p)      (l <= L-2); absent at the top level
+    prev   = E[t-1, l]
+    att[l] = A_l @ E[t-1, l]           rows of A_l sum to 1 over the neighbourhood
+    E[t,l] = (w_bu bu + w_td td + w_prev prev + w_att att) / (sum of present weights)
+             then normalize: none | l2 | layernorm
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from .config import Attention, GlomConfig
+from .weights import GlomWeights
+
+__all__ = [
+    "gelu",
+    "mlp",
+    "neighbourhood",
+    "attention_matrix",
+    "attention",
+    "normalize",
+    "step",
+    "simulate",
+    "patch_tokens",
+    "GLOM_PYTORCH_SELF_SCORE",
+    "bounded_tolerance",
+]
+
+#: Score glom-pytorch gives a column's attention to itself when self is "excluded".
+GLOM_PYTORCH_SELF_SCORE = -5e-4
+LAYERNORM_EPS = 1e-5
+
+
+def bounded_tolerance(dtype) -> float:
+    """Relative tolerance of the bounded kernel: points exactly epsilon apart count."""
+    return 1e-9 if np.dtype(dtype) == np.float64 else 1e-6
+
+
+def gelu(x):
+    """Exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))."""
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
+
+
+def mlp(x, w1, b1, w2, b2):
+    """One net: ``gelu(x @ w1 + b1) @ w2 + b2``."""
+    return gelu(x @ w1 + b1) @ w2 + b2
+
+
+def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean (N, N): j is in i's neighbourhood iff |pos_i - pos_j| <= radius (closed ball)."""
+    diff = positions[:, None, :] - positions[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    return dist <= radius
+
+
+def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np.ndarray:
+    """(N, N) attention weights A[i, j] of one level; each row sums to 1, or is all zero
+    when column i attends to no one (then :func:`attention` uses its own embedding).
+
+    ``x`` is (N, D) in the simulation dtype; arithmetic stays in that dtype.
+    """
+    n, d = x.shape
+    dtype = x.dtype
+    allowed = neighbourhood(positions, att.radius)
+    if not att.include_self and att.kernel != "glom_pytorch":
+        np.fill_diagonal(allowed, False)
+
+    if att.kernel == "bounded":
+        dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+        close = dist <= att.epsilon * (1.0 + bounded_tolerance(dtype))
+        weight = (allowed & close).astype(dtype)
+        count = weight.sum(axis=1, keepdims=True)
+        return np.divide(weight, count, out=np.zeros_like(weight), where=count > 0)
+
+    beta = dtype.type(att.beta)
+    if att.kernel == "dot":
+        score = beta * (x @ x.T)
+    elif att.kernel == "cosine":
+        norm = np.sqrt((x * x).sum(-1))
+        safe = np.where(norm > 0, norm, dtype.type(1))
+        unit = x / safe[:, None]  # a zero vector stays zero, so its cosines are 0
+        score = beta * (unit @ unit.T)
+    elif att.kernel == "gaussian":
+        sq = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+        score = -beta * sq
+    elif att.kernel == "glom_pytorch":
+        norm = np.sqrt((x * x).sum(-1))
+        key = x / np.maximum(norm, dtype.type(1e-12))[:, None]
+        score = beta * (x @ key.T) / dtype.type(np.sqrt(d))
+        if not att.include_self:
+            np.fill_diagonal(score, dtype.type(GLOM_PYTORCH_SELF_SCORE))
+    else:  # pragma: no cover - config validation rejects unknown kernels
+        raise ValueError(att.kernel)
+
+    score = np.where(allowed, score, -np.inf)
+    row_max = score.max(axis=1, keepdims=True)
+    row_max = np.where(np.isfinite(row_max), row_max, dtype.type(0))
+    weight = np.where(allowed, np.exp(score - row_max), dtype.type(0))
+    total = weight.sum(axis=1, keepdims=True)
+    return np.divide(weight, total, out=np.zeros_like(weight), where=total > 0)
+
+
+def attention(x: np.ndarray, positions: np.ndarray, att: Attention) -> np.ndarray:
+    """Attention contribution of one level: A @ x, own embedding where nobody is attended."""
+    a = attention_matrix(x, positions, att)
+    out = a @ x
+    lonely = a.sum(axis=1) == 0
+    out[lonely] = x[lonely]
+    return out
+
+
+def normalize(x: np.ndarray, how: str) -> np.ndarray:
+    """Normalise each embedding (last axis): none, l2 (zero stays zero) or layernorm."""
+    if how == "none":
+        return x
+    if how == "l2":
+        norm = np.sqrt((x * x).sum(-1, keepdims=True))
+        return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
+    if how == "layernorm":
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + x.dtype.type(LAYERNORM_EPS))
+    raise ValueError(f"normalize={how!r}")
+
+
+def patch_tokens(image: np.ndarray, weights: GlomWeights) -> np.ndarray:
+    """Image (C, H, W) -> tokens (N, D): patches in row-major order, each flattened in
+    (p1, p2, channel) order, then ``@ patch_w + patch_b`` (glom-pytorch's layout)."""
+    c, h, w = image.shape
+    p = weights.patch_size
+    patches = image.reshape(c, h // p, p, w // p, p).transpose(1, 3, 2, 4, 0)
+    patches = patches.reshape((h // p) * (w // p), p * p * c)
+    return patches @ weights.patch_w.astype(image.dtype) + weights.patch_b.astype(image.dtype)
+
+
+def step(
+    cfg: GlomConfig,
+    weights: GlomWeights,
+    history: list[np.ndarray],
+    inputs: np.ndarray,
+    t: int,
+    rule=None,
+) -> np.ndarray:
+    """Compute E[t] from the states E[0..t-1] in ``history`` (each (L, N, D)).
+
+    ``rule(previous, bottom_up, top_down, attention, mix) -> new`` replaces the weighted
+    average when given (all contributions are then evaluated; ``top_down`` is None at
+    the top level); normalisation is applied after either.
+    """
+    dtype = cfg.np_dtype
+    L = cfg.levels
+    positions = cfg.position_array()
+    prev_state = history[t - 1]
+    delayed = history[max(t - cfg.top_down_delay, 0)]
+    mix = cfg.mix_weights(t)  # (L, 4): bottom_up, top_down, previous, attention
+    W = {k: v.astype(dtype) for k, v in weights.arrays().items()}
+    new = np.empty_like(prev_state)
+
+    for level in range(L):
+        w_bu, w_td, w_prev, w_att = (dtype.type(v) for v in mix[level])
+        prev = prev_state[level]
+        custom = rule is not None
+
+        bu = td = att = None
+        if w_bu > 0 or custom:
+            below = inputs if level == 0 else prev_state[level - 1]
+            if weights.identity:
+                bu = below
+            else:
+                bu = mlp(below, W["bu_w1"][level], W["bu_b1"][level], W["bu_w2"][level], W["bu_b2"][level])
+        if level < L - 1 and (w_td > 0 or custom):
+            above = delayed[level + 1] + W["pos_code"]
+            if weights.identity:
+                td = above
+            else:
+                td = mlp(above, W["td_w1"][level], W["td_b1"][level], W["td_w2"][level], W["td_b2"][level])
+        if w_att > 0 or custom:
+            att = attention(prev, positions, cfg.attention_at(level))
+
+        if custom:
+            out = np.asarray(rule(prev, bu, td, att, mix[level].copy()), dtype=dtype)
+        else:
+            total = dtype.type(0)
+            acc = np.zeros_like(prev)
+            for w_c, c in ((w_bu, bu), (w_td, td), (w_prev, prev), (w_att, att)):
+                if w_c > 0:
+                    acc = acc + w_c * c
+                    total = total + w_c
+            out = acc / total
+        new[level] = normalize(out, cfg.normalize)
+    return new
+
+
+def simulate(
+    cfg: GlomConfig,
+    weights: GlomWeights,
+    inputs: np.ndarray,
+    init: np.ndarray,
+    steps: int | None = None,
+    rule=None,
+) -> np.ndarray:
+    """All states E[0..steps] as one (steps + 1, L, N, D) array; E[0] = ``init`` as given."""
+    dtype = cfg.np_dtype
+    steps = cfg.steps if steps is None else steps
+    history = [np.asarray(init, dtype=dtype)]
+    inputs = np.asarray(inputs, dtype=dtype)
+    for t in range(1, steps + 1):
+        history.append(step(cfg, weights, history, inputs, t, rule=rule))
+    return np.stack(history)

@@ -1,0 +1,64 @@
+"""Re-running saved results, and compiling every kernel ahead of time."""
+
+from __future__ import annotations
+
+import time
+
+
+def rerun(ds, weights, **kwargs):
+    """Run again the simulation that produced ``ds`` (same config, inputs and initial
+    state); with the same weights the result is bit-identical.
+
+    Examples
+    --------
+    >>> import glomsim as gs
+    >>> cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
+    >>> w = gs.random_weights(cfg, seed=1)
+    >>> ds = gs.simulate(cfg, w)
+    >>> bool((gs.rerun(ds, w).embedding == ds.embedding).all())
+    True
+    """
+    from .config import GlomConfig
+    from .simulate import simulate
+
+    cfg = GlomConfig.from_dataset(ds)
+    if "weights_hash" in ds.attrs and weights.content_hash() != ds.attrs["weights_hash"]:
+        raise ValueError(
+            "weights: their content hash differs from the dataset's weights_hash; "
+            "pass the weights the dataset was simulated with"
+        )
+    steps = int(ds.time.values[-1])
+    return simulate(
+        cfg,
+        weights,
+        inputs=ds["input"].values,
+        init=ds["embedding"].isel(time=0).values,
+        steps=steps,
+        **kwargs,
+    )
+
+
+def warmup(verbose: bool = False) -> float:
+    """Compile (or load from the cache) every kernel for float32 and float64; returns seconds."""
+    import numpy as np
+
+    from .config import Attention, GlomConfig, Mix
+    from .simulate import simulate
+    from .weights import random_weights
+
+    t0 = time.perf_counter()
+    for dtype in ("float32", "float64"):
+        for attention in (
+            Attention(kernel="dot", radius=1.5),
+            Attention(kernel="dot"),
+            Attention(kernel="bounded", epsilon=1.0, radius=1.5),
+        ):
+            for normalize in ("none",):
+                cfg = GlomConfig(
+                    levels=2, dim=4, grid=(2, 2), steps=1, attention=attention,
+                    mix=Mix(), normalize=normalize, dtype=dtype,
+                )
+                simulate(cfg, random_weights(cfg, seed=0), inputs=np.ones((4, 4)))
+        if verbose:
+            print(f"compiled {dtype} kernels")
+    return time.perf_counter() - t0

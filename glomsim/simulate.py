@@ -1,0 +1,437 @@
+"""simulate(): run the GLOM update on the numba kernels and return an xarray.Dataset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import KERNELS, GlomConfig
+from .weights import GlomWeights, random_weights
+
+__all__ = ["simulate", "SimulationDiverged", "prepare_inputs", "prepare_init"]
+
+_NORM_IDS = {"none": 0, "l2": 1, "layernorm": 2}
+_LAYERNORM_EPS = 1e-5
+#: Above this many columns the global (dense) attention path works in row blocks.
+_DENSE_BLOCK = 2048
+
+
+class SimulationDiverged(FloatingPointError):
+    """The state became non-finite. ``step`` and ``level`` say where; ``partial`` holds the
+    Dataset of the steps computed before it (or None when the rule raised at step 1)."""
+
+    def __init__(self, message, *, step, level, partial=None):
+        super().__init__(message)
+        self.step = step
+        self.level = level
+        self.partial = partial
+
+
+def _image_to_tokens(image, weights, cfg):
+    from .reference import patch_tokens
+
+    if weights.patch_w is None:
+        raise ValueError(
+            f"inputs has shape {image.shape}: an image (channels, height, width) needs weights "
+            "with a patch embedding; pass tokens of shape (columns, dim) instead"
+        )
+    c, h, w = image.shape
+    p = weights.patch_size
+    if c != weights.channels:
+        raise ValueError(
+            f"inputs image has {c} channels but the patch embedding expects {weights.channels}"
+        )
+    if cfg.grid is None or h != cfg.grid[0] * p or w != cfg.grid[1] * p:
+        raise ValueError(
+            f"inputs image is {h}x{w}; with patch_size {p} the grid {cfg.grid} needs "
+            f"{None if cfg.grid is None else (cfg.grid[0] * p, cfg.grid[1] * p)}"
+        )
+    return patch_tokens(image.astype(cfg.np_dtype), weights)
+
+
+def prepare_inputs(cfg: GlomConfig, weights: GlomWeights, inputs):
+    """Level-0 tokens (N, D) in the config's dtype, and scene labels if the input has them."""
+    labels = None
+    if inputs is not None and hasattr(inputs, "tokens") and hasattr(inputs, "labels"):
+        scene = inputs
+        labels = np.asarray(scene.labels)
+        if weights.patch_w is not None and getattr(scene, "image", None) is not None:
+            inputs = scene.image
+        else:
+            inputs = scene.tokens
+        if labels.shape != (cfg.levels, cfg.n_columns):
+            # scenes know fewer or more levels than the config: keep the rows that exist
+            fixed = np.full((cfg.levels, cfg.n_columns), -1, dtype=np.int64)
+            k = min(cfg.levels, labels.shape[0])
+            if labels.shape[1] != cfg.n_columns:
+                raise ValueError(
+                    f"inputs scene has {labels.shape[1]} columns but the config has {cfg.n_columns}"
+                )
+            fixed[:k] = labels[:k]
+            if labels.shape[0] < cfg.levels:
+                fixed[k:] = labels[-1]
+            labels = fixed
+    dtype = cfg.np_dtype
+    N, D = cfg.n_columns, cfg.dim
+    if inputs is None:
+        return np.zeros((N, D), dtype=dtype), labels
+    arr = np.asarray(inputs)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"inputs must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim == 3:
+        tokens = _image_to_tokens(arr, weights, cfg)
+    elif arr.shape == (N, D):
+        tokens = arr.astype(dtype)
+    else:
+        raise ValueError(
+            f"inputs has shape {arr.shape}; expected tokens ({N}, {D}) = (columns, dim) or an "
+            "image (channels, height, width) for weights with a patch embedding"
+        )
+    if not np.all(np.isfinite(tokens)):
+        raise ValueError("inputs contains NaN or inf")
+    return np.ascontiguousarray(tokens, dtype=dtype), labels
+
+
+def prepare_init(cfg: GlomConfig, weights: GlomWeights, init):
+    """Initial state (L, N, D): ``init`` as given (or (L, D) broadcast to all columns);
+    by default the weights' initial levels, zeros when they have none."""
+    L, N, D = cfg.levels, cfg.n_columns, cfg.dim
+    dtype = cfg.np_dtype
+    if init is None:
+        base = weights.init_levels if weights.init_levels is not None else np.zeros((L, D))
+        return np.ascontiguousarray(np.broadcast_to(base[:, None, :], (L, N, D)), dtype=dtype)
+    arr = np.asarray(init)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"init must be a numeric array, got dtype {arr.dtype}")
+    if arr.shape == (L, D):
+        arr = np.broadcast_to(arr[:, None, :], (L, N, D))
+    if arr.shape != (L, N, D):
+        raise ValueError(
+            f"init has shape {arr.shape}; expected ({L}, {N}, {D}) = (levels, columns, dim) "
+            f"or ({L}, {D}) for the same start in every column"
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"init contains NaN or inf (first at level {bad[0]}, column {bad[1]}, feature {bad[2]})"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+class _Plan:
+    """Everything fixed for a run: weights in the run's dtype, neighbour lists, buffers."""
+
+    def __init__(self, cfg: GlomConfig, weights: GlomWeights):
+        from .neighbours import neighbour_csr
+        from .reference import GLOM_PYTORCH_SELF_SCORE, bounded_tolerance
+
+        self.cfg = cfg
+        dt = self.dtype = cfg.np_dtype
+        L, N, D, H = cfg.levels, cfg.n_columns, cfg.dim, cfg.hidden_width
+        self.identity = weights.identity
+        self.W = weights.astype_arrays(dt)
+        self.pos_code = np.ascontiguousarray(weights.pos_code, dtype=dt)
+        self.zero_bias = np.zeros(D, dtype=dt)
+        self.gelu_consts = np.array([0.5, 1 / math.sqrt(2.0), 1.0], dtype=dt)
+        self.ln_eps = dt.type(_LAYERNORM_EPS)
+        self.norm_id = _NORM_IDS[cfg.normalize]
+        positions = cfg.position_array()
+        self.levels = []
+        for level in range(L):
+            att = cfg.attention_at(level)
+            bound = (att.epsilon or 0.0) * (1.0 + bounded_tolerance(dt))
+            params = np.array(
+                [att.beta, bound, 1 / math.sqrt(D), GLOM_PYTORCH_SELF_SCORE, 1e-12], dtype=dt
+            )
+            dense = math.isinf(att.radius) and att.kernel != "bounded"
+            entry = dict(
+                kernel=KERNELS.index(att.kernel),
+                self_excluded=not att.include_self,
+                params=params,
+                dense=dense,
+            )
+            if not dense:
+                indptr, indices = neighbour_csr(positions, att)
+                entry.update(
+                    indptr=indptr, indices=indices, scores=np.empty(len(indices), dtype=dt)
+                )
+            self.levels.append(entry)
+        self.hbuf = np.empty((N, H), dtype=dt)
+        self.bu = np.empty((N, D), dtype=dt)
+        self.td = np.empty((N, D), dtype=dt)
+        self.td_in = np.empty((N, D), dtype=dt)
+        self.att = np.empty((N, D), dtype=dt)
+        self.norms = np.empty(N, dtype=dt)
+        self.sqnorms = np.empty(N, dtype=dt)
+        self.mix_cache: dict[int, np.ndarray] = {}
+
+    def mix(self, t: int) -> np.ndarray:
+        key = min(t, self.cfg.schedule_length)
+        w = self.mix_cache.get(key)
+        if w is None:
+            w = self.mix_cache[key] = self.cfg.mix_weights(key)
+        return w
+
+    # ----- contributions ----------------------------------------------------------------
+    def _mlp(self, x, prefix, level, out):
+        from ._kernels.mlp import bias_gelu
+
+        W = self.W
+        np.matmul(x, W[prefix + "_w1"][level], out=self.hbuf)
+        bias_gelu(self.hbuf, W[prefix + "_b1"][level], self.gelu_consts)
+        np.matmul(self.hbuf, W[prefix + "_w2"][level], out=out)
+        return out, W[prefix + "_b2"][level]
+
+    def bottom_up(self, below, level):
+        """(pre-bias output, bias): the bias is added inside the fused combination."""
+        if self.identity:
+            return below, self.zero_bias
+        return self._mlp(below, "bu", level, self.bu)
+
+    def top_down(self, above, level):
+        np.add(above, self.pos_code, out=self.td_in)
+        if self.identity:
+            return self.td_in, self.zero_bias
+        return self._mlp(self.td_in, "td", level, self.td)
+
+    def attention(self, x, level, out):
+        from ._kernels.attention import GLOM_PYTORCH, local_attention, row_norms, softmax_rows
+
+        e = self.levels[level]
+        row_norms(x, self.norms)
+        if not e["dense"]:
+            local_attention(
+                x, e["indptr"], e["indices"], e["kernel"], e["self_excluded"], e["params"],
+                self.norms, e["scores"], out,
+            )
+            return out
+        n = x.shape[0]
+        if e["kernel"] == GLOM_PYTORCH:
+            key = x / np.maximum(self.norms, e["params"][4])[:, None]
+        else:
+            key = x
+        np.multiply(self.norms, self.norms, out=self.sqnorms)
+        lonely = np.zeros(min(n, _DENSE_BLOCK), dtype=np.bool_)
+        for r0 in range(0, n, _DENSE_BLOCK):
+            r1 = min(n, r0 + _DENSE_BLOCK)
+            s = x[r0:r1] @ key.T
+            softmax_rows(
+                s, r0, e["kernel"], e["self_excluded"], e["params"], self.norms, self.sqnorms,
+                lonely[: r1 - r0],
+            )
+            np.matmul(s, x, out=out[r0:r1])
+            if lonely[: r1 - r0].any():
+                idx = np.nonzero(lonely[: r1 - r0])[0] + r0
+                out[idx] = x[idx]
+        return out
+
+    # ----- one step -------------------------------------------------------------------------
+    def step(self, prev, delayed, inputs, t, out, rule=None):
+        """Write E[t] into ``out`` from E[t-1] (``prev``) and E[t-d] (``delayed``)."""
+        from ._kernels.step import combine
+
+        L = self.cfg.levels
+        mix = self.mix(t)
+        for level in range(L):
+            w = mix[level]
+            below = inputs if level == 0 else prev[level - 1]
+            if rule is not None:
+                self._custom(prev, delayed, below, level, w, out, rule, t)
+                continue
+            wd = w.astype(self.dtype)
+            bu = td = att = self.zero_bias[None, :]  # placeholders, never read
+            bu_b = td_b = self.zero_bias
+            if w[0] > 0:
+                bu, bu_b = self.bottom_up(below, level)
+            if level < L - 1 and w[1] > 0:
+                td, td_b = self.top_down(delayed[level + 1], level)
+            if w[3] > 0:
+                att = self.attention(prev[level], level, self.att)
+            combine(out[level], prev[level], bu, bu_b, td, td_b, att, wd, self.norm_id, self.ln_eps)
+
+    def _custom(self, prev, delayed, below, level, w, out, rule, t):
+        from .reference import normalize
+
+        L = self.cfg.levels
+        bu, b = self.bottom_up(below, level)
+        bu = bu + b
+        td = None
+        if level < L - 1:
+            td, b = self.top_down(delayed[level + 1], level)
+            td = td + b
+        att = self.attention(prev[level], level, self.att).copy()
+        try:
+            new = rule(prev[level].copy(), bu, td, att, w.copy())
+        except Exception as exc:
+            exc.add_note(f"raised by the rule at step {t}, level {level}")
+            raise
+        new = np.asarray(new)
+        if new.shape != prev[level].shape:
+            raise ValueError(
+                f"rule returned shape {new.shape} at step {t}, level {level}; expected "
+                f"{prev[level].shape} = (columns, dim)"
+            )
+        out[level] = normalize(new.astype(self.dtype), self.cfg.normalize)
+
+
+def _check_rule(rule):
+    if rule is not None and not callable(rule):
+        raise TypeError(
+            f"rule={rule!r} must be callable as rule(previous, bottom_up, top_down, attention, mix)"
+        )
+
+
+def simulate(
+    cfg: GlomConfig,
+    weights: GlomWeights | None = None,
+    *,
+    inputs=None,
+    init=None,
+    steps: int | None = None,
+    record_every: int = 1,
+    progress: bool = False,
+    rule=None,
+    stop_when_settled: float | None = None,
+):
+    """Run the GLOM update and return the trajectory as an ``xarray.Dataset``.
+
+    Parameters
+    ----------
+    cfg : GlomConfig
+    weights : GlomWeights, optional
+        Default ``random_weights(cfg, cfg.seed)``.
+    inputs : array or scene, optional
+        Tokens (columns, dim), an image (channels, height, width) for weights with a patch
+        embedding, or a scene from :func:`glomsim.scenes.make_scene` (its labels are
+        copied into the Dataset). Default zeros.
+    init : array, optional
+        Initial state (levels, columns, dim) (or (levels, dim) for all columns alike);
+        default the weights' initial levels.
+    steps : int, optional
+        Default ``cfg.steps``.
+    record_every : int
+        Keep every k-th step (and always the last).
+    progress : bool
+        Show a progress bar.
+    rule : callable, optional
+        ``rule(previous, bottom_up, top_down, attention, mix) -> new`` replaces the weighted
+        average, per level, with (columns, dim) arrays; ``top_down`` is None at the top
+        level and ``mix`` is the (4,) float64 weights (bottom_up, top_down, previous,
+        attention) of that level and step. All contributions are evaluated; the config's
+        normalisation is applied to what the rule returns.
+    stop_when_settled : float, optional
+        End early once the RMS change of every level in one step is below this.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``embedding(time, level, column, feature)``, ``input(column, feature)``, coords
+        ``y``/``x`` and the config, weights hash and seed in ``attrs``.
+
+    Raises
+    ------
+    SimulationDiverged
+        When the state becomes non-finite; names the step and level and carries the
+        steps computed so far in ``.partial``.
+
+    Examples
+    --------
+    >>> import glomsim as gs
+    >>> cfg = gs.GlomConfig(levels=3, dim=8, grid=(4, 4), steps=5)
+    >>> ds = gs.simulate(cfg, gs.random_weights(cfg, seed=0))
+    >>> ds.embedding.shape
+    (6, 3, 16, 8)
+    """
+    if not isinstance(cfg, GlomConfig):
+        raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
+    if weights is None:
+        weights = random_weights(cfg, cfg.seed)
+    if not isinstance(weights, GlomWeights):
+        raise TypeError(f"weights must be GlomWeights or None, got {type(weights).__name__}")
+    weights.check(cfg)
+    steps = cfg.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps={steps!r} must be an integer >= 0")
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
+    if stop_when_settled is not None and not (
+        isinstance(stop_when_settled, (int, float)) and stop_when_settled > 0
+    ):
+        raise ValueError(f"stop_when_settled={stop_when_settled!r} must be a number > 0 or None")
+    _check_rule(rule)
+    tokens, labels = prepare_inputs(cfg, weights, inputs)
+    state0 = prepare_init(cfg, weights, init)
+
+    plan = _Plan(cfg, weights)
+    d = cfg.top_down_delay
+    # ring buffer of the last d + 1 states: slot t % (d + 1) holds E[t]
+    ring = np.empty((d + 1,) + state0.shape, dtype=state0.dtype)
+    ring[0] = state0
+    record_steps = [t for t in range(0, steps + 1) if t % record_every == 0]
+    if steps not in record_steps:
+        record_steps.append(steps)
+    out = np.empty((len(record_steps),) + state0.shape, dtype=state0.dtype)
+    out[0] = state0
+    n_rec = 1
+    times = [0]
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="simulate", unit="step")
+
+    def partial_dataset(last_t):
+        return _dataset(cfg, weights, out[:n_rec], times, tokens, labels, stopped=last_t)
+
+    last = 0
+    # One BLAS thread: OpenBLAS's idle threads spin and, beside numba's parallel kernels,
+    # made a step 100x slower on 2 cores. Columns are spread over numba's threads instead.
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(1, user_api="blas")
+    try:
+        for t in range(1, steps + 1):
+            prev = ring[(t - 1) % (d + 1)]
+            delayed = ring[max(t - d, 0) % (d + 1)]
+            new = ring[t % (d + 1)]
+            plan.step(prev, delayed, tokens, t, new, rule=rule)
+            for level in range(cfg.levels):
+                if not np.isfinite(new[level]).all():
+                    raise SimulationDiverged(
+                        f"the state became non-finite at step {t}, level {level}; "
+                        f"{n_rec} recorded steps up to step {times[-1]} are in .partial "
+                        "(try smaller mixing weights, normalize='l2' or a smaller beta)",
+                        step=t,
+                        level=level,
+                        partial=partial_dataset(times[-1]),
+                    )
+            last = t
+            settled = False
+            if stop_when_settled is not None:
+                rms = np.sqrt(((new - prev).astype(np.float64) ** 2).mean(axis=(1, 2)))
+                settled = bool((rms < stop_when_settled).all())
+            if t % record_every == 0 or t == steps or settled:
+                out[n_rec] = new
+                n_rec += 1
+                times.append(t)
+            if bar is not None:
+                bar.update(1)
+            if settled:
+                break
+    finally:
+        limits.restore_original_limits()
+        if bar is not None:
+            bar.close()
+    extra = {"stopped_early_at": last} if last < steps else None
+    return _dataset(cfg, weights, out[:n_rec], times, tokens, labels, extra=extra)
+
+
+def _dataset(cfg, weights, emb, times, tokens, labels, stopped=None, extra=None):
+    from .dataset import create_dataset
+
+    attrs = dict(extra or {})
+    if stopped is not None:
+        attrs["partial_until_step"] = stopped
+    return create_dataset(cfg, weights, emb, times, tokens, labels=labels, extra_attrs=attrs)
