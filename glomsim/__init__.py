@@ -7,10 +7,11 @@ only when a function that needs them is first called.
 from __future__ import annotations
 
 from .config import Attention, GlomConfig, Mix
-from .weights import GlomWeights, identity_weights, load_weights, random_weights
+
 # eager, and after the submodule import, so that ``glomsim.simulate`` is the function;
 # the module itself imports numba and xarray only inside functions
 from .simulate import SimulationDiverged, simulate
+from .weights import GlomWeights, identity_weights, load_weights, random_weights
 
 __version__ = "0.1.0"
 

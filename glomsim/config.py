@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,18 +89,14 @@ class Attention:
         if self.epsilon is not None:
             eps = _parse_float(self.epsilon)
             if not _is_real(eps) or not math.isfinite(eps) or eps <= 0:
-                raise ValueError(
-                    f"attention.epsilon={self.epsilon!r} must be a finite number > 0"
-                )
+                raise ValueError(f"attention.epsilon={self.epsilon!r} must be a finite number > 0")
             object.__setattr__(self, "epsilon", float(eps))
         if self.kernel == "bounded" and self.epsilon is None:
             raise ValueError(
                 "attention.epsilon=None: the bounded kernel needs a confidence bound epsilon > 0"
             )
         if not isinstance(self.include_self, (bool, np.bool_)):
-            raise TypeError(
-                f"attention.include_self={self.include_self!r} must be True or False"
-            )
+            raise TypeError(f"attention.include_self={self.include_self!r} must be True or False")
         object.__setattr__(self, "include_self", bool(self.include_self))
 
     def to_dict(self) -> dict:
@@ -189,9 +186,7 @@ def _per_level(value, cls, name, levels):
             if isinstance(v, dict):
                 v = cls(**v)
             if not isinstance(v, cls):
-                raise TypeError(
-                    f"{name}[{i}]={v!r} must be a {cls.__name__} (one per level)"
-                )
+                raise TypeError(f"{name}[{i}]={v!r} must be a {cls.__name__} (one per level)")
             items.append(v)
         if len(items) != levels:
             raise ValueError(
@@ -199,9 +194,7 @@ def _per_level(value, cls, name, levels):
                 f"{cls.__name__} for all levels or exactly one per level"
             )
         return tuple(items)
-    raise TypeError(
-        f"{name}={value!r} must be a {cls.__name__} or a sequence of one per level"
-    )
+    raise TypeError(f"{name}={value!r} must be a {cls.__name__} or a sequence of one per level")
 
 
 @dataclass(frozen=True)
@@ -265,7 +258,9 @@ class GlomConfig:
         object.__setattr__(self, "seed", int(self.seed))
         if self.hidden is not None:
             if not _is_int(self.hidden) or self.hidden < 1:
-                raise ValueError(f"hidden={self.hidden!r} must be an integer >= 1 or None (4 * dim)")
+                raise ValueError(
+                    f"hidden={self.hidden!r} must be an integer >= 1 or None (4 * dim)"
+                )
             object.__setattr__(self, "hidden", int(self.hidden))
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(
@@ -363,7 +358,7 @@ class GlomConfig:
     def schedule_length(self) -> int:
         return max(self.mix_at(lv).schedule_length for lv in range(self.levels))
 
-    def replace(self, **changes) -> "GlomConfig":
+    def replace(self, **changes) -> GlomConfig:
         return replace(self, **changes)
 
     # ----- round trips ---------------------------------------------------------
@@ -395,7 +390,7 @@ class GlomConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GlomConfig":
+    def from_dict(cls, d: dict) -> GlomConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
         if not isinstance(d, dict):
             raise TypeError(f"a config must be a mapping, got {type(d).__name__}")
@@ -431,7 +426,7 @@ class GlomConfig:
         return json.dumps(_encode_inf(self.to_dict()), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "GlomConfig":
+    def from_json(cls, text: str) -> GlomConfig:
         return cls.from_dict(json.loads(text))
 
     def to_toml(self) -> str:
@@ -440,26 +435,28 @@ class GlomConfig:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_toml(cls, text: str) -> "GlomConfig":
+    def from_toml(cls, text: str) -> GlomConfig:
         import tomllib
 
         return cls.from_dict(tomllib.loads(text))
 
     @classmethod
-    def from_file(cls, path) -> "GlomConfig":
+    def from_file(cls, path) -> GlomConfig:
         """Read a ``.toml`` or ``.json`` file."""
         from pathlib import Path
 
         p = Path(path)
+        if p.suffix not in (".json", ".toml"):
+            raise ValueError(f"config file {str(p)!r}: the suffix must be .toml or .json")
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {str(p)!r} does not exist")
         text = p.read_text()
         if p.suffix == ".json":
             return cls.from_json(text)
-        if p.suffix == ".toml":
-            return cls.from_toml(text)
-        raise ValueError(f"config file {str(p)!r}: the suffix must be .toml or .json")
+        return cls.from_toml(text)
 
     @classmethod
-    def from_dataset(cls, ds) -> "GlomConfig":
+    def from_dataset(cls, ds) -> GlomConfig:
         """The exact config a dataset written by :func:`glomsim.simulate` was run with."""
         try:
             text = ds.attrs["glomsim_config"]

@@ -86,7 +86,7 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
     ds = xr.Dataset(data_vars, coords=coords)
     for c, (long_name, units) in COORDS.items():
         ds[c].attrs.update(long_name=long_name, units=units if c in ("y", "x") else "1")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     ds.attrs.update(
         title="GLOM consensus simulation",
         glomsim_config=cfg.to_json(),
@@ -130,7 +130,7 @@ def save(ds, path, *, weights=None, mode="w"):
                 "pass the weights this dataset was simulated with"
             )
     if path.suffix == ".zarr":
-        ds.to_zarr(path, mode=mode, consolidated=True)
+        ds.to_zarr(path, mode=mode, consolidated=False)
     elif path.suffix in (".nc", ".nc4", ".netcdf"):
         tmp = path.with_name(path.name + ".tmp")
         ds.to_netcdf(tmp, engine="h5netcdf")
@@ -150,6 +150,7 @@ def open_dataset(path, **kwargs):
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such dataset")
     if path.suffix == ".zarr" or path.is_dir():
+        kwargs.setdefault("consolidated", False)
         return xr.open_zarr(path, **kwargs)
     return xr.open_dataset(path, engine="h5netcdf", **kwargs)
 

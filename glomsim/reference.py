@@ -176,13 +176,25 @@ def step(
             if weights.identity:
                 bu = below
             else:
-                bu = mlp(below, W["bu_w1"][level], W["bu_b1"][level], W["bu_w2"][level], W["bu_b2"][level])
+                bu = mlp(
+                    below,
+                    W["bu_w1"][level],
+                    W["bu_b1"][level],
+                    W["bu_w2"][level],
+                    W["bu_b2"][level],
+                )
         if level < L - 1 and (w_td > 0 or custom):
             above = delayed[level + 1] + W["pos_code"]
             if weights.identity:
                 td = above
             else:
-                td = mlp(above, W["td_w1"][level], W["td_b1"][level], W["td_w2"][level], W["td_b2"][level])
+                td = mlp(
+                    above,
+                    W["td_w1"][level],
+                    W["td_b1"][level],
+                    W["td_w2"][level],
+                    W["td_b2"][level],
+                )
         if w_att > 0 or custom:
             att = attention(prev, positions, cfg.attention_at(level))
 

@@ -55,8 +55,14 @@ def warmup(verbose: bool = False) -> float:
         ):
             for normalize in ("none",):
                 cfg = GlomConfig(
-                    levels=2, dim=4, grid=(2, 2), steps=1, attention=attention,
-                    mix=Mix(), normalize=normalize, dtype=dtype,
+                    levels=2,
+                    dim=4,
+                    grid=(2, 2),
+                    steps=1,
+                    attention=attention,
+                    mix=Mix(),
+                    normalize=normalize,
+                    dtype=dtype,
                 )
                 simulate(cfg, random_weights(cfg, seed=0), inputs=np.ones((4, 4)))
         if verbose:

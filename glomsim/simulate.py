@@ -202,8 +202,15 @@ class _Plan:
         row_norms(x, self.norms)
         if not e["dense"]:
             local_attention(
-                x, e["indptr"], e["indices"], e["kernel"], e["self_excluded"], e["params"],
-                self.norms, e["scores"], out,
+                x,
+                e["indptr"],
+                e["indices"],
+                e["kernel"],
+                e["self_excluded"],
+                e["params"],
+                self.norms,
+                e["scores"],
+                out,
             )
             return out
         n = x.shape[0]
@@ -217,7 +224,13 @@ class _Plan:
             r1 = min(n, r0 + _DENSE_BLOCK)
             s = x[r0:r1] @ key.T
             softmax_rows(
-                s, r0, e["kernel"], e["self_excluded"], e["params"], self.norms, self.sqnorms,
+                s,
+                r0,
+                e["kernel"],
+                e["self_excluded"],
+                e["params"],
+                self.norms,
+                self.sqnorms,
                 lonely[: r1 - r0],
             )
             np.matmul(s, x, out=out[r0:r1])
@@ -353,7 +366,11 @@ def simulate(
     steps = cfg.steps if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"steps={steps!r} must be an integer >= 0")
-    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+    if (
+        isinstance(record_every, bool)
+        or not isinstance(record_every, (int, np.integer))
+        or record_every < 1
+    ):
         raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
     if stop_when_settled is not None and not (
         isinstance(stop_when_settled, (int, float)) and stop_when_settled > 0

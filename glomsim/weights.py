@@ -284,8 +284,10 @@ def random_weights(
     >>> w.bu_w1.shape, w.td_w1.shape
     ((2, 4, 16), (1, 4, 16))
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
-        cfg.seed if seed is None else seed
+    rng = (
+        seed
+        if isinstance(seed, np.random.Generator)
+        else np.random.default_rng(cfg.seed if seed is None else seed)
     )
     L, D, H = cfg.levels, cfg.dim, cfg.hidden_width
     # E[gelu(z)^2] for z ~ N(0, 1) is about 0.425; the second layer undoes it, so a net

@@ -1,0 +1,271 @@
+"""The ``glomsim`` command.
+
+Bad input gets a one-line error naming the field and exit code 2, before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+#: The built-in run of ``glomsim run`` with no config: a scene with ground truth on a
+#: 16x16 grid, 5 levels, local attention that widens with level (the paper's suggestion).
+DEFAULT_RUN = """\
+levels = 5
+dim = 32
+grid = [16, 16]
+steps = 60
+top_down_delay = 1
+normalize = "l2"
+dtype = "float32"
+seed = 0
+
+[mix]
+bottom_up = 1.0
+top_down = 0.5
+previous = 1.0
+attention = 2.0
+
+[[attention]]
+kernel = "cosine"
+beta = 8.0
+radius = 1.5
+
+[[attention]]
+kernel = "cosine"
+beta = 8.0
+radius = 2.0
+
+[[attention]]
+kernel = "cosine"
+beta = 8.0
+radius = 3.0
+
+[[attention]]
+kernel = "cosine"
+beta = 8.0
+radius = 4.0
+
+[[attention]]
+kernel = "cosine"
+beta = 8.0
+radius = inf
+"""
+
+
+class UsageError(Exception):
+    """A user error: printed on one line, exit code 2."""
+
+
+def _load_config(path):
+    import tomllib
+
+    from .config import GlomConfig
+
+    try:
+        if path is None:
+            return GlomConfig.from_dict(tomllib.loads(DEFAULT_RUN))
+        return GlomConfig.from_file(path)
+    except (ValueError, TypeError, FileNotFoundError, tomllib.TOMLDecodeError) as exc:
+        where = "built-in config" if path is None else str(path)
+        raise UsageError(f"{where}: {exc}") from exc
+
+
+def _scene_for(cfg, seed):
+    try:
+        from .scenes import make_scene
+    except ImportError:
+        return None
+    if cfg.grid is None:
+        return None
+    return make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed)
+
+
+def summarize(ds) -> dict:
+    """Per-level figures of a run for the command line: final RMS size, last-step change,
+    and (when scene labels are present) islands and agreement with the ground truth."""
+    import numpy as np
+
+    e = ds["embedding"]
+    last = e.isel(time=-1).values.astype(np.float64)
+    out = {
+        "steps": int(ds.time.values[-1]),
+        "levels": {},
+    }
+    change = None
+    if ds.sizes["time"] > 1:
+        prev = e.isel(time=-2).values.astype(np.float64)
+        gap = int(ds.time.values[-1] - ds.time.values[-2])
+        change = np.sqrt(((last - prev) ** 2).mean(axis=(1, 2))) / gap
+    counts = ari = None
+    try:
+        import analysis as an
+
+        isl = an.islands(ds.isel(time=[-1]), threshold=0.99)
+        counts = isl["count"].isel(time=-1).values
+        if "label" in ds:
+            ari = an.agreement(ds.isel(time=[-1]), islands=isl)["ari"].isel(time=-1).values
+    except ImportError:
+        pass
+    for level in range(last.shape[0]):
+        row = {"rms": float(np.sqrt((last[level] ** 2).mean()))}
+        if change is not None:
+            row["last_step_change"] = float(change[level])
+        if counts is not None:
+            row["islands"] = int(counts[level])
+        if ari is not None:
+            row["ari_vs_truth"] = round(float(ari[level]), 4)
+        out["levels"][level] = row
+    return out
+
+
+def _print_summary(summary, path, seconds):
+    print(f"wrote {path} ({summary['steps']} steps in {seconds:.1f} s)")
+    keys = [
+        k
+        for k in ("rms", "last_step_change", "islands", "ari_vs_truth")
+        if k in summary["levels"][0]
+    ]
+    print("level  " + "  ".join(f"{k:>16}" for k in keys))
+    for level, row in summary["levels"].items():
+        cells = []
+        for k in keys:
+            v = row[k]
+            cells.append(f"{v:>16d}" if isinstance(v, int) else f"{v:>16.4g}")
+        print(f"{level:>5}  " + "  ".join(cells))
+
+
+def cmd_run(args):
+    from .dataset import save
+    from .simulate import simulate
+    from .weights import random_weights
+
+    cfg = _load_config(args.config)
+    if args.steps is not None:
+        if args.steps < 0:
+            raise UsageError(f"--steps={args.steps} must be >= 0")
+        cfg = cfg.replace(steps=args.steps)
+    if args.record_every < 1:
+        raise UsageError(f"--record-every={args.record_every} must be >= 1")
+    out = Path(args.output)
+    if out.suffix not in (".zarr", ".nc"):
+        raise UsageError(f"--output={str(out)!r}: the suffix must be .zarr or .nc")
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"--output={str(out)!r} exists; pass --overwrite to replace it")
+    w = random_weights(cfg, cfg.seed)
+    scene = None if args.no_scene else _scene_for(cfg, cfg.seed)
+    t0 = time.perf_counter()
+    ds = simulate(cfg, w, inputs=scene, record_every=args.record_every, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    save(ds, out, weights=w)
+    summary = summarize(ds)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, out, seconds)
+    return 0
+
+
+def cmd_warmup(args):
+    from .runs import warmup
+
+    seconds = warmup(verbose=not args.quiet)
+    from ._kernels.jit import CACHE
+
+    print(f"compiled all kernels in {seconds:.1f} s (numba cache {'on' if CACHE else 'off'})")
+    return 0
+
+
+def cmd_info(args):
+    import platform
+
+    import numba
+    import numpy as np
+
+    from . import __version__
+    from ._kernels.jit import CACHE
+
+    info = {
+        "glomsim": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": numba.config.THREADING_LAYER,
+        "numba_cache": CACHE,
+    }
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+            for p in threadpool_info()
+        ]
+    except ImportError:  # pragma: no cover
+        pass
+    for mod in ("xarray", "zarr", "dask", "scipy", "torch", "glom_pytorch"):
+        try:
+            m = __import__(mod)
+            info[mod] = getattr(m, "__version__", "installed")
+        except ImportError:
+            info[mod] = None
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for k, v in info.items():
+            print(f"{k:>22}: {v}")
+    return 0
+
+
+def cmd_default_config(args):
+    print(DEFAULT_RUN, end="")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="glomsim",
+        description="Simulate and analyse GLOM's part-whole consensus dynamics.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one simulation and save it (Zarr or netCDF)")
+    r.add_argument("config", nargs="?", help="config .toml/.json (default: the built-in run)")
+    r.add_argument("-o", "--output", default="glomsim-out/run.zarr", help="output .zarr or .nc")
+    r.add_argument("--steps", type=int, help="override the config's steps")
+    r.add_argument("--record-every", type=int, default=1, help="keep every k-th step")
+    r.add_argument("--no-scene", action="store_true", help="zero inputs instead of a scene")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    w = sub.add_parser("warmup", help="compile every numba kernel once (into the cache)")
+    w.add_argument("-q", "--quiet", action="store_true")
+    w.set_defaults(func=cmd_warmup)
+
+    i = sub.add_parser("info", help="versions, threads and cache")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    c = sub.add_parser("default-config", help="print the built-in run's config (TOML)")
+    c.set_defaults(func=cmd_default_config)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"glomsim {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

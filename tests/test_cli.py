@@ -1,0 +1,70 @@
+"""The glomsim command: run, bad input, info, warmup."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import glomsim as gs
+from glomsim.cli import main
+
+
+def test_run_writes_a_store_that_reruns(tmp_path, capsys):
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=5, dtype="float64")
+    conf = tmp_path / "c.toml"
+    conf.write_text(cfg.to_toml())
+    out = tmp_path / "o.zarr"
+    assert main(["run", str(conf), "-o", str(out), "--json", "-q", "--no-scene"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 5 and len(summary["levels"]) == 2
+    c2, w2, ds = gs.load_run(out)
+    assert c2 == cfg
+    np.testing.assert_array_equal(gs.rerun(ds, w2).embedding.values, ds.embedding.values)
+    # a second run to the same place needs --overwrite
+    assert main(["run", str(conf), "-o", str(out), "-q"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("levels = 0\n", "levels"),
+        ('[attention]\nkernel = "softmax"\n', "attention.kernel"),
+        ("[mix]\nattention = -1\n", "mix.attention"),
+        ("radius = 2\n", "radius"),
+        ("levels = [\n", "TOML"),
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2(tmp_path, text, field):
+    conf = tmp_path / "bad.toml"
+    conf.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "glomsim.cli", "run", str(conf), "-o", str(tmp_path / "x.zarr")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and field.lower() in lines[0].lower()
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml"), "-o", str(tmp_path / "x.zarr")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_builtin_config_is_valid_and_printable(capsys):
+    from glomsim.cli import _load_config
+
+    cfg = _load_config(None)
+    assert main(["default-config"]) == 0
+    assert gs.GlomConfig.from_toml(capsys.readouterr().out) == cfg
+
+
+def test_info_json(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["glomsim"] == gs.__version__ and info["numba_threads"] >= 1

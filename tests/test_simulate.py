@@ -1,0 +1,240 @@
+"""simulate(): the Dataset it returns, its inputs and errors, and the default weights."""
+
+import numpy as np
+import pytest
+
+import glomsim as gs
+from glomsim import reference
+
+
+@pytest.fixture(scope="module")
+def small():
+    cfg = gs.GlomConfig(levels=3, dim=6, grid=(3, 4), steps=7, attention=gs.Attention(radius=1.5))
+    return cfg, gs.random_weights(cfg, seed=3)
+
+
+def test_dataset_layout_and_metadata(small):
+    cfg, w = small
+    ds = gs.simulate(cfg, w)
+    assert ds.embedding.dims == ("time", "level", "column", "feature")
+    assert ds.embedding.shape == (8, 3, 12, 6)
+    assert ds.embedding.dtype == np.float32
+    assert ds.input.dims == ("column", "feature")
+    assert ds.time.values.tolist() == list(range(8))
+    # row-major grid: column 5 is row 1, col 1
+    assert (float(ds.y[5]), float(ds.x[5])) == (1.0, 1.0)
+    for name in list(ds.data_vars) + list(ds.coords):
+        assert {"long_name", "units"} <= set(ds[name].attrs), name
+    assert gs.GlomConfig.from_dataset(ds) == cfg
+    assert ds.attrs["weights_hash"] == w.content_hash()
+    assert ds.attrs["seed"] == cfg.seed and ds.attrs["glomsim_version"] == gs.__version__
+    assert "simulate" in ds.attrs["history"]
+    # time 0 is the initial state as given: the weights' initial levels in every column
+    np.testing.assert_array_equal(
+        ds.embedding.values[0], np.broadcast_to(w.init_levels[:, None, :], (3, 12, 6)).astype("f4")
+    )
+
+
+def test_default_weights_are_random_weights_of_the_seed(small):
+    cfg, _ = small
+    a = gs.simulate(cfg)
+    b = gs.simulate(cfg, gs.random_weights(cfg, cfg.seed))
+    assert a.attrs["weights_hash"] == b.attrs["weights_hash"]
+    np.testing.assert_array_equal(a.embedding.values, b.embedding.values)
+
+
+def test_record_every_keeps_multiples_and_the_last(small):
+    cfg, w = small
+    full = gs.simulate(cfg, w)
+    thin = gs.simulate(cfg, w, record_every=3)
+    assert thin.time.values.tolist() == [0, 3, 6, 7]
+    np.testing.assert_array_equal(thin.embedding.values, full.embedding.sel(time=[0, 3, 6, 7]))
+
+
+def test_steps_override_and_zero_steps(small):
+    cfg, w = small
+    assert gs.simulate(cfg, w, steps=2).time.values.tolist() == [0, 1, 2]
+    assert gs.simulate(cfg, w, steps=0).time.values.tolist() == [0]
+
+
+def test_init_of_shape_levels_dim_is_broadcast(small):
+    cfg, w = small
+    init = np.arange(18, dtype=float).reshape(3, 6)
+    ds = gs.simulate(cfg, w, init=init, steps=1)
+    assert np.all(ds.embedding.values[0] == init[:, None, :])
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(init=np.zeros((3, 12, 5))), "init has shape"),
+        (dict(init=np.full((3, 12, 6), np.nan)), "init contains NaN"),
+        (dict(inputs=np.zeros((11, 6))), "inputs has shape"),
+        (dict(inputs=np.full((12, 6), np.inf)), "inputs contains NaN"),
+        (dict(inputs=np.zeros((3, 12, 12))), "patch embedding"),
+        (dict(steps=-2), "steps"),
+        (dict(record_every=0), "record_every"),
+        (dict(rule="average"), "rule"),
+        (dict(stop_when_settled=-1.0), "stop_when_settled"),
+    ],
+)
+def test_bad_arguments_raise_before_work(small, kwargs, match):
+    cfg, w = small
+    with pytest.raises((ValueError, TypeError), match=match):
+        gs.simulate(cfg, w, **kwargs)
+
+
+def test_weights_that_do_not_fit_are_named(small):
+    cfg, w = small
+    with pytest.raises(ValueError, match="weights.dim"):
+        gs.simulate(cfg.replace(dim=5), w)
+    with pytest.raises(ValueError, match="n_columns"):
+        gs.simulate(cfg.replace(grid=(2, 2)), w)
+
+
+def test_divergence_names_step_and_level_and_keeps_partial():
+    # a top-down gain far above 1 with no normalisation grows without bound
+    cfg = gs.GlomConfig(
+        levels=2,
+        dim=4,
+        grid=(2, 2),
+        steps=400,
+        mix=gs.Mix(previous=0, attention=0),
+        dtype="float32",
+    )
+    w = gs.random_weights(cfg, seed=0, gain=40.0)
+    with pytest.raises(gs.SimulationDiverged) as err:
+        gs.simulate(cfg, w, record_every=5)
+    e = err.value
+    assert f"step {e.step}" in str(e) and f"level {e.level}" in str(e)
+    assert 1 <= e.step <= 400 and e.level in (0, 1)
+    part = e.partial
+    assert part.time.values[-1] < e.step
+    assert np.isfinite(part.embedding.values).all()
+    assert part.attrs["partial_until_step"] == int(part.time.values[-1])
+
+
+def test_stop_when_settled_ends_early():
+    cfg = gs.GlomConfig(
+        levels=1,
+        dim=2,
+        grid=(1, 6),
+        steps=500,
+        dtype="float64",
+        mix=gs.Mix(bottom_up=0),
+        attention=gs.Attention(beta=0.0),
+    )
+    init = np.random.default_rng(0).standard_normal((1, 6, 2))
+    ds = gs.simulate(cfg, gs.identity_weights(cfg), init=init, stop_when_settled=1e-9)
+    last = int(ds.time[-1])
+    assert last < 500 and ds.attrs["stopped_early_at"] == last
+    step = np.sqrt(((ds.embedding[-1] - ds.embedding[-2]) ** 2).mean())
+    assert step < 1e-9
+
+
+def test_custom_rule_weighted_average_equals_builtin(small):
+    """A user rule that re-implements the weighted average reproduces the built-in rule."""
+    cfg, w = small
+    cfg = cfg.replace(dtype="float64", mix=gs.Mix(previous=[0.5, 2.0], attention=0.7))
+
+    def rule(previous, bottom_up, top_down, attention, mix):
+        parts = [(mix[0], bottom_up), (mix[1], top_down), (mix[2], previous), (mix[3], attention)]
+        parts = [(m, c) for m, c in parts if m > 0 and c is not None]
+        return sum(m * c for m, c in parts) / sum(m for m, _ in parts)
+
+    u = np.random.default_rng(1).standard_normal((cfg.n_columns, cfg.dim))
+    a = gs.simulate(cfg, w, inputs=u, rule=rule).embedding.values
+    b = gs.simulate(cfg, w, inputs=u).embedding.values
+    assert np.abs(a - b).max() < 1e-12
+
+
+def test_numba_jitted_rule_runs():
+    import numba
+
+    @numba.njit
+    def rule(previous, bottom_up, top_down, attention, mix):
+        return 0.5 * previous + 0.5 * attention
+
+    cfg = gs.GlomConfig(levels=2, dim=3, grid=(2, 2), steps=3, dtype="float64")
+    ds = gs.simulate(cfg, gs.identity_weights(cfg), init=np.ones((2, 4, 3)), rule=rule)
+    assert np.allclose(ds.embedding.values[-1], 1.0)
+
+
+def test_rule_with_wrong_shape_is_reported():
+    cfg = gs.GlomConfig(levels=1, dim=3, grid=(2, 2), steps=2)
+    with pytest.raises(ValueError, match="rule returned shape"):
+        gs.simulate(cfg, rule=lambda p, b, t, a, m: p[:1])
+
+
+def test_image_inputs_through_patch_embedding():
+    cfg = gs.GlomConfig(levels=2, dim=5, grid=(2, 3), steps=2, dtype="float64")
+    w = gs.random_weights(cfg, seed=0, patch_size=2, channels=3)
+    img = np.random.default_rng(0).standard_normal((3, 4, 6))
+    ds = gs.simulate(cfg, w, inputs=img)
+    # column 4 (row 1, col 1) sees the patch img[:, 2:4, 2:4] flattened (p1, p2, channel)
+    patch = img[:, 2:4, 2:4].transpose(1, 2, 0).reshape(-1)
+    np.testing.assert_allclose(ds.input.values[4], patch @ w.patch_w + w.patch_b)
+    with pytest.raises(ValueError, match="grid"):
+        gs.simulate(cfg, w, inputs=np.zeros((3, 6, 6)))
+    with pytest.raises(ValueError, match="channels"):
+        gs.simulate(cfg, w, inputs=np.zeros((1, 4, 6)))
+
+
+def test_results_do_not_depend_on_numba_thread_count(small):
+    import numba
+
+    cfg, w = small
+    cfg = cfg.replace(attention=gs.Attention(radius=float("inf")), steps=5)
+    n = numba.get_num_threads()
+    a = gs.simulate(cfg, w).embedding.values
+    numba.set_num_threads(1)
+    try:
+        b = gs.simulate(cfg, w).embedding.values
+    finally:
+        numba.set_num_threads(n)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(attention=gs.Attention(radius=2.0), top_down_delay=2),
+        dict(levels=3, dim=16, attention=gs.Attention(kernel="cosine", beta=10.0)),
+        dict(levels=1, dim=32),
+    ],
+)
+def test_random_weights_keep_activity_alive_for_500_steps(kwargs):
+    """Default nets: the state's RMS stays within 0.1x-10x of its start over 500 steps."""
+    cfg = gs.GlomConfig(**{**dict(levels=5, dim=64, grid=(6, 6), steps=500), **kwargs})
+    for seed in (0, 1):
+        w = gs.random_weights(cfg, seed=seed)
+        u = np.random.default_rng(seed).standard_normal((cfg.n_columns, cfg.dim))
+        for inputs in (None, u):
+            e = gs.simulate(cfg, w, inputs=inputs, record_every=25).embedding.values
+            rms = np.sqrt((e.astype(float) ** 2).mean(axis=(1, 2, 3)))
+            ratio = rms / rms[0]
+            assert 0.1 < ratio.min() and ratio.max() < 10, ratio
+
+
+def test_progress_bar_reports_steps(small, capsys):
+    cfg, w = small
+    gs.simulate(cfg, w, progress=True)
+    assert "7/7" in capsys.readouterr().err
+
+
+def test_reference_and_numba_agree_on_schedules_and_delay_two():
+    cfg = gs.GlomConfig(
+        levels=3,
+        dim=4,
+        grid=(3, 3),
+        steps=6,
+        top_down_delay=2,
+        mix=gs.Mix(top_down=[0.0, 0.0, 1.0], attention=[1.0, 0.2]),
+        dtype="float64",
+        normalize="l2",
+    )
+    w = gs.random_weights(cfg, seed=5)
+    ds = gs.simulate(cfg, w)
+    want = reference.simulate(cfg, w, np.zeros((9, 4)), ds.embedding.values[0])
+    assert np.abs(ds.embedding.values - want).max() < 1e-10
