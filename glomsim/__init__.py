@@ -30,6 +30,8 @@ __all__ = [
     "load_run",
     "rerun",
     "warmup",
+    "from_glom_pytorch",
+    "to_glom_pytorch",
     "__version__",
 ]
 
@@ -39,6 +41,8 @@ _LAZY = {
     "load_run": ("dataset", "load_run"),
     "rerun": ("runs", "rerun"),
     "warmup": ("runs", "warmup"),
+    "from_glom_pytorch": ("interop", "from_glom_pytorch"),
+    "to_glom_pytorch": ("interop", "to_glom_pytorch"),
 }
 
 
