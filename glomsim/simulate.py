@@ -157,6 +157,37 @@ class _Plan:
                     indptr=indptr, indices=indices, scores=np.empty(len(indices), dtype=dt)
                 )
             self.levels.append(entry)
+        # arrays of the fused whole-step kernel
+        self.kernels = np.array([e["kernel"] for e in self.levels], dtype=np.int64)
+        self.self_excl = np.array([e["self_excluded"] for e in self.levels], dtype=np.bool_)
+        self.params = np.stack([e["params"] for e in self.levels]).astype(dt)
+        self.dense = np.array([e["dense"] for e in self.levels], dtype=np.bool_)
+        indptr_all = np.zeros((L, N + 1), dtype=np.int64)
+        chunks, offset, max_k = [], 0, 1
+        for level, e in enumerate(self.levels):
+            if not e["dense"]:
+                indptr_all[level] = e["indptr"] + offset
+                chunks.append(e["indices"])
+                offset += len(e["indices"])
+                max_k = max(max_k, int(np.diff(e["indptr"]).max(initial=0)))
+            else:
+                indptr_all[level] = offset
+        self.indptr_all = indptr_all
+        self.indices_all = np.concatenate(chunks) if chunks else np.zeros(1, dtype=np.int64)
+        self.max_k = max_k
+        self.norms_all = np.empty((L, N), dtype=dt)
+        self.sqnorms_all = np.empty((L, N), dtype=dt)
+        self.keyT = np.empty((L, D, N if self.dense.any() else 1), dtype=dt)
+        self.block = int(min(64, max(8, -(-N // 4))))
+        if self.identity:
+            z3, z2 = np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 1), dtype=dt)
+            self.nets = (z3, z2, z3, z2, z3, z2, z3, z2)
+        else:
+            self.nets = tuple(
+                np.ascontiguousarray(self.W[k])
+                for k in ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
+            )
+        self.fast_erf = dt == np.float32
         self.hbuf = np.empty((N, H), dtype=dt)
         self.bu = np.empty((N, D), dtype=dt)
         self.td = np.empty((N, D), dtype=dt)
@@ -175,11 +206,14 @@ class _Plan:
 
     # ----- contributions ----------------------------------------------------------------
     def _mlp(self, x, prefix, level, out):
-        from ._kernels.mlp import bias_gelu
+        from ._kernels.mlp import ERF_F32, bias_gelu, bias_gelu_f32
 
         W = self.W
         np.matmul(x, W[prefix + "_w1"][level], out=self.hbuf)
-        bias_gelu(self.hbuf, W[prefix + "_b1"][level], self.gelu_consts)
+        if self.dtype == np.float32:
+            bias_gelu_f32(self.hbuf, W[prefix + "_b1"][level], ERF_F32)
+        else:
+            bias_gelu(self.hbuf, W[prefix + "_b1"][level], self.gelu_consts)
         np.matmul(self.hbuf, W[prefix + "_w2"][level], out=out)
         return out, W[prefix + "_b2"][level]
 
@@ -242,6 +276,27 @@ class _Plan:
     # ----- one step -------------------------------------------------------------------------
     def step(self, prev, delayed, inputs, t, out, rule=None):
         """Write E[t] into ``out`` from E[t-1] (``prev``) and E[t-d] (``delayed``)."""
+        if rule is None:
+            return self.fused_step(prev, delayed, inputs, t, out)
+        return self.step_by_level(prev, delayed, inputs, t, out, rule)
+
+    def fused_step(self, prev, delayed, inputs, t, out):
+        from ._kernels.fused import prepare_keys, step_all
+        from ._kernels.mlp import ERF_F32
+
+        mix = self.mix(t).astype(self.dtype)
+        if (mix[:, 3] > 0).any():
+            prepare_keys(prev, self.kernels, self.dense, self.dtype.type(1e-12),
+                         self.norms_all, self.sqnorms_all, self.keyT)  # fmt: skip
+        step_all(
+            prev, delayed, inputs, out, *self.nets, self.pos_code, self.identity, mix,
+            self.kernels, self.self_excl, self.params, self.dense, self.indptr_all,
+            self.indices_all, self.max_k, self.norms_all, self.sqnorms_all, self.keyT,
+            self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
+        )  # fmt: skip
+
+    def step_by_level(self, prev, delayed, inputs, t, out, rule=None):
+        """One level at a time, through the separate kernels (custom rules use this)."""
         from ._kernels.step import combine
 
         L = self.cfg.levels

@@ -1,0 +1,307 @@
+"""One whole step of the built-in rule in a single parallel region.
+
+Work is split into tasks of (level, block of rows). Each task runs both nets of its rows as
+matrix products (``np.dot`` on single-threaded BLAS), GELU, attention and the combination
+and normalisation, and writes its rows of E[t]. Mixing BLAS's own threads with numba's
+made a step up to 100x slower on 2 cores (idle OpenBLAS threads spin); here there is only
+one pool of threads. Block boundaries depend on the number of columns only, never on the
+thread count, so results are the same for any number of threads.
+
+Kernel ids: 0 dot, 1 cosine, 2 gaussian, 3 bounded, 4 glom_pytorch. Per-level attention
+scalars ``params[level]`` = [beta, bounded threshold, 1/sqrt(D), self score, 1e-12].
+"""
+
+import math
+
+import numpy as np
+
+from .jit import njit, prange
+
+DOT, COSINE, GAUSSIAN, BOUNDED, GLOM_PYTORCH = 0, 1, 2, 3, 4
+NONE, L2, LAYERNORM = 0, 1, 2
+
+
+@njit
+def _gelu_rows(h, b, fast, c, gc):
+    """h <- gelu(h + b) in place; ``fast`` selects the vectorised rational erf (float32)."""
+    m, n = h.shape
+    if fast:
+        a1, a3, a5, a7, a9, a11, a13 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        b0, b2, b4, b6, b8 = c[7], c[8], c[9], c[10], c[11]
+        lo, hi, half, inv_sqrt2, one = c[12], c[13], c[14], c[15], c[16]
+        for i in range(m):
+            row = h[i]
+            for k in range(n):
+                z = row[k] + b[k]
+                x = z * inv_sqrt2
+                x = hi if x > hi else x
+                x = lo if x < lo else x
+                x2 = x * x
+                p = ((((((a13 * x2 + a11) * x2 + a9) * x2 + a7) * x2 + a5) * x2 + a3) * x2 + a1) * x
+                q = (((b8 * x2 + b6) * x2 + b4) * x2 + b2) * x2 + b0
+                row[k] = half * z * (one + p / q)
+    else:
+        half, inv_sqrt2, one = gc[0], gc[1], gc[2]
+        for i in range(m):
+            row = h[i]
+            for k in range(n):
+                z = row[k] + b[k]
+                row[k] = half * z * (one + math.erf(z * inv_sqrt2))
+
+
+@njit(parallel=True)
+def prepare_keys(prev, kernels, dense, tiny, norms, sqnorms, keyT):
+    """Norms of every embedding, and the transposed keys of levels on the dense path."""
+    L, N, D = prev.shape
+    for task in prange(L * N):
+        level = task // N
+        i = task % N
+        s = prev[level, i, 0] - prev[level, i, 0]
+        for k in range(D):
+            s += prev[level, i, k] * prev[level, i, k]
+        nrm = math.sqrt(s)
+        norms[level, i] = nrm
+        sqnorms[level, i] = s
+        if dense[level]:
+            if kernels[level] == GLOM_PYTORCH:
+                den = nrm if nrm > tiny else tiny
+                for k in range(D):
+                    keyT[level, k, i] = prev[level, i, k] / den
+            else:
+                for k in range(D):
+                    keyT[level, k, i] = prev[level, i, k]
+
+
+@njit
+def _local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, out_row):
+    """Attention of column i over its CSR neighbours (see attention.local_attention)."""
+    D = x.shape[1]
+    beta, bound, inv_sqrt_d, self_score, tiny = p[0], p[1], p[2], p[3], p[4]
+    start = indptr[i]
+    end = indptr[i + 1]
+    zero = beta - beta
+    for k in range(D):
+        out_row[k] = zero
+    if end == start:
+        for k in range(D):
+            out_row[k] = x[i, k]
+        return
+    if kernel == BOUNDED:
+        count = 0
+        for q in range(start, end):
+            j = indices[q]
+            s = zero
+            for k in range(D):
+                diff = x[i, k] - x[j, k]
+                s += diff * diff
+            if math.sqrt(s) <= bound:
+                count += 1
+                for k in range(D):
+                    out_row[k] += x[j, k]
+        if count == 0:
+            for k in range(D):
+                out_row[k] = x[i, k]
+        else:
+            for k in range(D):
+                out_row[k] = out_row[k] / count
+        return
+    m = -np.inf
+    for q in range(start, end):
+        j = indices[q]
+        if kernel == GAUSSIAN:
+            s = zero
+            for k in range(D):
+                diff = x[i, k] - x[j, k]
+                s += diff * diff
+            score = -beta * s
+        else:
+            s = zero
+            for k in range(D):
+                s += x[i, k] * x[j, k]
+            if kernel == DOT:
+                score = beta * s
+            elif kernel == COSINE:
+                den = norms[i] * norms[j]
+                score = beta * (s / den) if den > 0 else zero
+            else:
+                if self_excluded and j == i:
+                    score = self_score
+                else:
+                    score = beta * (s / max(norms[j], tiny)) * inv_sqrt_d
+        scores[q - start] = score
+        if score > m:
+            m = score
+    total = zero
+    for q in range(end - start):
+        e = math.exp(scores[q] - m)
+        scores[q] = e
+        total += e
+    for q in range(start, end):
+        j = indices[q]
+        a = scores[q - start] / total
+        for k in range(D):
+            out_row[k] += a * x[j, k]
+
+
+@njit
+def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
+    """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x."""
+    m = att.shape[0]
+    N = x.shape[0]
+    beta, inv_sqrt_d, self_score = p[0], p[2], p[3]
+    zero = beta - beta
+    s = np.dot(x[r0 : r0 + m], keyT)
+    lonely = False
+    for r in range(m):
+        i = r0 + r
+        row = s[r]
+        mx = -np.inf
+        for j in range(N):
+            g = row[j]
+            if kernel == DOT:
+                score = beta * g
+            elif kernel == COSINE:
+                den = norms[i] * norms[j]
+                score = beta * (g / den) if den > 0 else zero
+            elif kernel == GAUSSIAN:
+                # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; the |x_i|^2 term cancels in softmax
+                score = -beta * (sqnorms[j] - 2 * g)
+            else:
+                score = beta * g * inv_sqrt_d
+            if j == i and self_excluded:
+                score = self_score if kernel == GLOM_PYTORCH else -np.inf
+            row[j] = score
+            if score > mx:
+                mx = score
+        if mx == -np.inf:
+            lonely = True
+            for j in range(N):
+                row[j] = zero
+            continue
+        total = zero
+        for j in range(N):
+            e = math.exp(row[j] - mx)
+            row[j] = e
+            total += e
+        for j in range(N):
+            row[j] = row[j] / total
+    np.dot(s, x, att)
+    if lonely:
+        for r in range(m):
+            t = zero
+            for j in range(N):
+                t += s[r, j]
+            if t == 0:
+                for k in range(x.shape[1]):
+                    att[r, k] = x[r0 + r, k]
+
+
+@njit(parallel=True)
+def step_all(
+    prev, delayed, inputs, out,
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
+    identity, mix,
+    kernels, self_excl, params, dense, indptr, indices, max_k,
+    norms, sqnorms, keyT,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block,
+):  # fmt: skip
+    """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs.
+
+    ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0.
+    ``indptr`` (L, N+1) points into the concatenated ``indices`` of all levels.
+    """
+    L, N, D = prev.shape
+    nb = (N + block - 1) // block
+    for task in prange(L * nb):
+        level = task // nb
+        r0 = (task % nb) * block
+        r1 = min(N, r0 + block)
+        m = r1 - r0
+        w = mix[level]
+        zero = w[0] - w[0]
+        total = zero
+        for c in range(4):
+            if w[c] > 0:
+                total += w[c]
+        acc = np.zeros((m, D), dtype=prev.dtype)
+        if w[0] > 0:
+            if level == 0:
+                below = inputs[r0:r1]
+            else:
+                below = prev[level - 1, r0:r1]
+            if identity:
+                for r in range(m):
+                    for k in range(D):
+                        acc[r, k] += w[0] * below[r, k]
+            else:
+                h = np.dot(below, bu_w1[level])
+                _gelu_rows(h, bu_b1[level], fast_erf, erf_c, gelu_c)
+                y = np.dot(h, bu_w2[level])
+                b2 = bu_b2[level]
+                for r in range(m):
+                    for k in range(D):
+                        acc[r, k] += w[0] * (y[r, k] + b2[k])
+        if level < L - 1 and w[1] > 0:
+            above = np.empty((m, D), dtype=prev.dtype)
+            for r in range(m):
+                for k in range(D):
+                    above[r, k] = delayed[level + 1, r0 + r, k] + pos[r0 + r, k]
+            if identity:
+                for r in range(m):
+                    for k in range(D):
+                        acc[r, k] += w[1] * above[r, k]
+            else:
+                h = np.dot(above, td_w1[level])
+                _gelu_rows(h, td_b1[level], fast_erf, erf_c, gelu_c)
+                y = np.dot(h, td_w2[level])
+                b2 = td_b2[level]
+                for r in range(m):
+                    for k in range(D):
+                        acc[r, k] += w[1] * (y[r, k] + b2[k])
+        x = prev[level]
+        if w[2] > 0:
+            for r in range(m):
+                for k in range(D):
+                    acc[r, k] += w[2] * x[r0 + r, k]
+        if w[3] > 0:
+            att = np.empty((m, D), dtype=prev.dtype)
+            if dense[level]:
+                _dense_block(
+                    x, r0, kernels[level], self_excl[level], params[level], norms[level],
+                    sqnorms[level], keyT[level], att,
+                )  # fmt: skip
+            else:
+                scores = np.empty(max_k, dtype=prev.dtype)
+                for r in range(m):
+                    _local_row(
+                        x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
+                        params[level], norms[level], scores, att[r],
+                    )  # fmt: skip
+            for r in range(m):
+                for k in range(D):
+                    acc[r, k] += w[3] * att[r, k]
+        o = out[level]
+        for r in range(m):
+            i = r0 + r
+            for k in range(D):
+                o[i, k] = acc[r, k] / total
+            if norm_id == L2:
+                s = zero
+                for k in range(D):
+                    s += o[i, k] * o[i, k]
+                nrm = math.sqrt(s)
+                for k in range(D):
+                    o[i, k] = o[i, k] / nrm if nrm > 0 else zero
+            elif norm_id == LAYERNORM:
+                mean = zero
+                for k in range(D):
+                    mean += o[i, k]
+                mean = mean / D
+                var = zero
+                for k in range(D):
+                    diff = o[i, k] - mean
+                    var += diff * diff
+                var = var / D
+                den = math.sqrt(var + ln_eps)
+                for k in range(D):
+                    o[i, k] = (o[i, k] - mean) / den
