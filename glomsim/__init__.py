@@ -10,7 +10,7 @@ from .config import Attention, GlomConfig, Mix
 
 # eager, and after the submodule import, so that ``glomsim.simulate`` is the function;
 # the module itself imports numba and xarray only inside functions
-from .simulate import SimulationDiverged, simulate
+from .simulate import SimulationDiverged, simulate, simulate_ensemble
 from .weights import GlomWeights, identity_weights, load_weights, random_weights
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ __all__ = [
     "load_weights",
     "random_weights",
     "simulate",
+    "simulate_ensemble",
     "SimulationDiverged",
     "save",
     "open_dataset",

@@ -69,6 +69,8 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
 
     L, N, D = cfg.levels, cfg.n_columns, cfg.dim
     pos = cfg.position_array()
+    member = embedding.ndim == 5  # (member, time, level, column, feature): an ensemble
+    lead = ("member",) if member else ()
     coords = {
         "time": ("time", np.asarray(times, dtype=np.int64)),
         "level": ("level", np.arange(L, dtype=np.int64)),
@@ -77,26 +79,44 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
         "y": ("column", pos[:, 0]),
         "x": ("column", pos[:, 1]),
     }
+    if member:
+        coords["member"] = ("member", np.arange(embedding.shape[0], dtype=np.int64))
     data_vars = {
-        "embedding": (VARIABLES["embedding"].dims, embedding, _attrs("embedding")),
-        "input": (VARIABLES["input"].dims, np.asarray(inputs), _attrs("input")),
+        "embedding": (lead + VARIABLES["embedding"].dims, embedding, _attrs("embedding")),
+        "input": (lead + VARIABLES["input"].dims, np.asarray(inputs), _attrs("input")),
     }
     if labels is not None:
-        data_vars["label"] = (VARIABLES["label"].dims, np.asarray(labels), _attrs("label"))
+        labels = np.asarray(labels)
+        dims = VARIABLES["label"].dims if labels.ndim == 2 else lead + VARIABLES["label"].dims
+        data_vars["label"] = (dims, labels, _attrs("label"))
     ds = xr.Dataset(data_vars, coords=coords)
     for c, (long_name, units) in COORDS.items():
         ds[c].attrs.update(long_name=long_name, units=units if c in ("y", "x") else "1")
+    if member:
+        ds["member"].attrs.update(long_name="ensemble member", units="1")
+    if isinstance(weights, (list, tuple)):
+        import hashlib
+
+        hashes = [w.content_hash() for w in weights]
+        weights_hash = hashlib.sha256("".join(hashes).encode()).hexdigest()
+        kind = str(weights[0].meta.get("kind", "custom"))
+    else:
+        hashes = None
+        weights_hash = weights.content_hash()
+        kind = str(weights.meta.get("kind", "custom"))
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     ds.attrs.update(
         title="GLOM consensus simulation",
         glomsim_config=cfg.to_json(),
-        weights_hash=weights.content_hash(),
-        weights_kind=str(weights.meta.get("kind", "custom")),
+        weights_hash=weights_hash,
+        weights_kind=kind,
         seed=cfg.seed,
         glomsim_version=__version__,
         history=f"{now} glomsim {__version__}: simulate(steps={int(times[-1]) if len(times) else 0})",
         Conventions="CF-1.10",
     )
+    if hashes is not None:
+        ds.attrs["member_weights_hashes"] = json.dumps(hashes)
     if extra_attrs:
         ds.attrs.update(extra_attrs)
     return ds

@@ -9,7 +9,13 @@ import numpy as np
 from .config import KERNELS, GlomConfig
 from .weights import GlomWeights, random_weights
 
-__all__ = ["simulate", "SimulationDiverged", "prepare_inputs", "prepare_init"]
+__all__ = [
+    "simulate",
+    "simulate_ensemble",
+    "SimulationDiverged",
+    "prepare_inputs",
+    "prepare_init",
+]
 
 _NORM_IDS = {"none": 0, "l2": 1, "layernorm": 2}
 _LAYERNORM_EPS = 1e-5
@@ -122,16 +128,21 @@ def prepare_init(cfg: GlomConfig, weights: GlomWeights, init):
 class _Plan:
     """Everything fixed for a run: weights in the run's dtype, neighbour lists, buffers."""
 
-    def __init__(self, cfg: GlomConfig, weights: GlomWeights):
+    def __init__(self, cfg: GlomConfig, weights, members: int = 1):
         from .neighbours import neighbour_csr
         from .reference import GLOM_PYTORCH_SELF_SCORE, bounded_tolerance
 
         self.cfg = cfg
         dt = self.dtype = cfg.np_dtype
         L, N, D, H = cfg.levels, cfg.n_columns, cfg.dim, cfg.hidden_width
+        # one GlomWeights shared by all members, or one per member (all identity or none)
+        wlist = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+        weights = wlist[0]
+        self.members = members
         self.identity = weights.identity
         self.W = weights.astype_arrays(dt)
         self.pos_code = np.ascontiguousarray(weights.pos_code, dtype=dt)
+        self.pos_all = np.ascontiguousarray(np.stack([w.pos_code for w in wlist]), dtype=dt)
         self.zero_bias = np.zeros(D, dtype=dt)
         self.gelu_consts = np.array([0.5, 1 / math.sqrt(2.0), 1.0], dtype=dt)
         self.ln_eps = dt.type(_LAYERNORM_EPS)
@@ -175,17 +186,19 @@ class _Plan:
         self.indptr_all = indptr_all
         self.indices_all = np.concatenate(chunks) if chunks else np.zeros(1, dtype=np.int64)
         self.max_k = max_k
-        self.norms_all = np.empty((L, N), dtype=dt)
-        self.sqnorms_all = np.empty((L, N), dtype=dt)
-        self.keyT = np.empty((L, D, N if self.dense.any() else 1), dtype=dt)
+        M = members
+        self.norms_all = np.empty((M, L, N), dtype=dt)
+        self.sqnorms_all = np.empty((M, L, N), dtype=dt)
+        self.keyT = np.empty((M, L, D, N if self.dense.any() else 1), dtype=dt)
         self.block = int(min(64, max(8, -(-N // 4))))
         if self.identity:
-            z3, z2 = np.zeros((1, 1, 1), dtype=dt), np.zeros((1, 1), dtype=dt)
-            self.nets = (z3, z2, z3, z2, z3, z2, z3, z2)
+            z4, z3 = np.zeros((1, 1, 1, 1), dtype=dt), np.zeros((1, 1, 1), dtype=dt)
+            self.nets = (z4, z3, z4, z3, z4, z3, z4, z3)
         else:
+            names = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
             self.nets = tuple(
-                np.ascontiguousarray(self.W[k])
-                for k in ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
+                np.ascontiguousarray(np.stack([getattr(w, k) for w in wlist]), dtype=dt)
+                for k in names
             )
         self.fast_erf = dt == np.float32
         self.hbuf = np.empty((N, H), dtype=dt)
@@ -281,7 +294,12 @@ class _Plan:
         return self.step_by_level(prev, delayed, inputs, t, out, rule)
 
     def fused_step(self, prev, delayed, inputs, t, out):
+        """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
+        (M, N, D)."""
         from ._kernels.fused import prepare_keys, step_all
+
+        if prev.ndim == 3:
+            prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
         from ._kernels.mlp import ERF_F32
 
         mix = self.mix(t).astype(self.dtype)
@@ -289,7 +307,7 @@ class _Plan:
             prepare_keys(prev, self.kernels, self.dense, self.dtype.type(1e-12),
                          self.norms_all, self.sqnorms_all, self.keyT)  # fmt: skip
         step_all(
-            prev, delayed, inputs, out, *self.nets, self.pos_code, self.identity, mix,
+            prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
             self.kernels, self.self_excl, self.params, self.dense, self.indptr_all,
             self.indices_all, self.max_k, self.norms_all, self.sqnorms_all, self.keyT,
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
@@ -436,30 +454,37 @@ def simulate(
     state0 = prepare_init(cfg, weights, init)
 
     plan = _Plan(cfg, weights)
+
+    def partial(emb, times):
+        return _dataset(cfg, weights, emb, times, tokens, labels, stopped=times[-1])
+
+    out, times, last = _integrate(
+        cfg, plan, state0, tokens, steps, record_every, progress, rule, stop_when_settled, partial
+    )
+    extra = {"stopped_early_at": last} if last < steps else None
+    return _dataset(cfg, weights, out, times, tokens, labels, extra=extra)
+
+
+def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, settle, partial):
+    """Step from ``state0`` ((L, N, D), or (M, L, N, D) for M members) and return the
+    recorded states, their step indices and the last step computed."""
     d = cfg.top_down_delay
     # ring buffer of the last d + 1 states: slot t % (d + 1) holds E[t]
     ring = np.empty((d + 1,) + state0.shape, dtype=state0.dtype)
     ring[0] = state0
-    record_steps = [t for t in range(0, steps + 1) if t % record_every == 0]
-    if steps not in record_steps:
-        record_steps.append(steps)
-    out = np.empty((len(record_steps),) + state0.shape, dtype=state0.dtype)
+    n_records = len(range(0, steps + 1, record_every)) + (steps % record_every != 0)
+    out = np.empty((n_records,) + state0.shape, dtype=state0.dtype)
     out[0] = state0
     n_rec = 1
     times = [0]
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="simulate", unit="step")
-
-    def partial_dataset(last_t):
-        return _dataset(cfg, weights, out[:n_rec], times, tokens, labels, stopped=last_t)
-
     last = 0
     # One BLAS thread: OpenBLAS's idle threads spin and, beside numba's parallel kernels,
-    # made a step 100x slower on 2 cores. Columns are spread over numba's threads instead.
+    # made a step 100x slower on 2 cores. The fused kernel spreads work over numba's threads.
     from threadpoolctl import threadpool_limits
 
     limits = threadpool_limits(1, user_api="blas")
@@ -469,21 +494,26 @@ def simulate(
             delayed = ring[max(t - d, 0) % (d + 1)]
             new = ring[t % (d + 1)]
             plan.step(prev, delayed, tokens, t, new, rule=rule)
-            for level in range(cfg.levels):
-                if not np.isfinite(new[level]).all():
-                    raise SimulationDiverged(
-                        f"the state became non-finite at step {t}, level {level}; "
-                        f"{n_rec} recorded steps up to step {times[-1]} are in .partial "
-                        "(try smaller mixing weights, normalize='l2' or a smaller beta)",
-                        step=t,
-                        level=level,
-                        partial=partial_dataset(times[-1]),
-                    )
+            finite = np.isfinite(new).all(axis=(-2, -1))  # (L,) or (M, L)
+            if not finite.all():
+                level = int(np.nonzero(~finite)[-1][0])
+                where = ""
+                if finite.ndim == 2:
+                    where = f", member {int(np.nonzero(~finite)[0][0])}"
+                raise SimulationDiverged(
+                    f"the state became non-finite at step {t}, level {level}{where}; "
+                    f"{n_rec} recorded steps up to step {times[-1]} are in .partial "
+                    "(try smaller mixing weights, normalize='l2' or a smaller beta)",
+                    step=t,
+                    level=level,
+                    partial=partial(out[:n_rec], times),
+                )
             last = t
             settled = False
-            if stop_when_settled is not None:
-                rms = np.sqrt(((new - prev).astype(np.float64) ** 2).mean(axis=(1, 2)))
-                settled = bool((rms < stop_when_settled).all())
+            if settle is not None:
+                diff = (new - prev).astype(np.float64)
+                rms = np.sqrt((diff**2).mean(axis=(-2, -1)))
+                settled = bool((rms < settle).all())
             if t % record_every == 0 or t == steps or settled:
                 out[n_rec] = new
                 n_rec += 1
@@ -496,8 +526,7 @@ def simulate(
         limits.restore_original_limits()
         if bar is not None:
             bar.close()
-    extra = {"stopped_early_at": last} if last < steps else None
-    return _dataset(cfg, weights, out[:n_rec], times, tokens, labels, extra=extra)
+    return out[:n_rec], times, last
 
 
 def _dataset(cfg, weights, emb, times, tokens, labels, stopped=None, extra=None):
@@ -507,3 +536,119 @@ def _dataset(cfg, weights, emb, times, tokens, labels, stopped=None, extra=None)
     if stopped is not None:
         attrs["partial_until_step"] = stopped
     return create_dataset(cfg, weights, emb, times, tokens, labels=labels, extra_attrs=attrs)
+
+
+def simulate_ensemble(
+    cfg: GlomConfig,
+    weights=None,
+    *,
+    members: int | None = None,
+    inputs=None,
+    init=None,
+    steps: int | None = None,
+    record_every: int = 1,
+    progress: bool = False,
+    stop_when_settled: float | None = None,
+):
+    """Run many simulations of the same config in one batched call.
+
+    Every member shares the config; each has its own inputs and initial state, and its own
+    weights or weights shared by all. All members advance together through one parallel
+    kernel per step, so an ensemble of small runs is not dominated by per-call overhead.
+
+    Parameters
+    ----------
+    cfg : GlomConfig
+    weights : GlomWeights or sequence of GlomWeights, optional
+        One set shared by all members, or one per member. Default: one
+        ``random_weights(cfg, cfg.seed)`` shared by all.
+    members : int, optional
+        Number of members; needed only when neither a weights sequence, ``inputs`` nor
+        ``init`` says it.
+    inputs : sequence or array, optional
+        Per member: tokens (columns, dim), images or scenes; or one array
+        (members, columns, dim). Default zeros.
+    init : array, optional
+        (members, levels, columns, dim); default each member's weights' initial levels.
+    steps, record_every, progress, stop_when_settled
+        As in :func:`simulate` (settling waits for every member).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``embedding(member, time, level, column, feature)``, ``input(member, column,
+        feature)`` and, for scenes, ``label(member, level, column)``. Member m equals
+        ``simulate(cfg, weights[m], inputs=inputs[m], init=init[m])`` to round-off (float32)
+        or exactly (float64 use the same arithmetic).
+
+    Examples
+    --------
+    >>> import glomsim as gs
+    >>> cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=5)
+    >>> ds = gs.simulate_ensemble(cfg, members=8)
+    >>> ds.embedding.dims
+    ('member', 'time', 'level', 'column', 'feature')
+    """
+    if not isinstance(cfg, GlomConfig):
+        raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
+    sizes = {}
+    if isinstance(weights, (list, tuple)):
+        sizes["weights"] = len(weights)
+    if inputs is not None and not (isinstance(inputs, np.ndarray) and inputs.ndim == 2):
+        sizes["inputs"] = len(inputs)
+    if init is not None:
+        sizes["init"] = len(init)
+    if members is not None:
+        if isinstance(members, bool) or not isinstance(members, (int, np.integer)) or members < 1:
+            raise ValueError(f"members={members!r} must be an integer >= 1")
+        sizes["members"] = int(members)
+    if not sizes:
+        raise ValueError("members: give members=M, or per-member weights, inputs or init")
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            "members: the number of members differs between "
+            + ", ".join(f"{k} ({v})" for k, v in sizes.items())
+        )
+    M = next(iter(sizes.values()))
+    if weights is None:
+        weights = random_weights(cfg, cfg.seed)
+    wlist = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    for i, w in enumerate(wlist):
+        if not isinstance(w, GlomWeights):
+            raise TypeError(f"weights[{i}] must be GlomWeights, got {type(w).__name__}")
+        w.check(cfg)
+    if len({w.identity for w in wlist}) > 1:
+        raise ValueError("weights: mix of identity and non-identity weights in one ensemble")
+    steps = cfg.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps={steps!r} must be an integer >= 0")
+    if (
+        isinstance(record_every, bool)
+        or not isinstance(record_every, (int, np.integer))
+        or record_every < 1
+    ):
+        raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
+    per = [wlist[m] if len(wlist) > 1 else wlist[0] for m in range(M)]
+    tokens, labels = [], []
+    for m in range(M):
+        item = None if inputs is None else inputs[m]
+        t, lab = prepare_inputs(cfg, per[m], item)
+        tokens.append(t)
+        labels.append(lab)
+    tokens = np.stack(tokens)
+    labels = None if any(lab is None for lab in labels) else np.stack(labels)
+    state0 = np.stack(
+        [prepare_init(cfg, per[m], None if init is None else init[m]) for m in range(M)]
+    )
+    plan = _Plan(cfg, wlist if len(wlist) > 1 else wlist[0], members=M)
+    shared = wlist if len(wlist) > 1 else wlist[0]
+
+    def partial(emb, times):
+        return _dataset(cfg, shared, np.moveaxis(emb, 1, 0), times, tokens, labels,
+                        stopped=times[-1])  # fmt: skip
+
+    out, times, last = _integrate(
+        cfg, plan, state0, tokens, steps, record_every, progress, None, stop_when_settled, partial
+    )
+    extra = {"stopped_early_at": last} if last < steps else None
+    return _dataset(cfg, shared, np.moveaxis(out, 1, 0), times, tokens, labels, extra=extra)

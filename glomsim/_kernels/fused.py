@@ -51,25 +51,31 @@ def _gelu_rows(h, b, fast, c, gc):
 
 @njit(parallel=True)
 def prepare_keys(prev, kernels, dense, tiny, norms, sqnorms, keyT):
-    """Norms of every embedding, and the transposed keys of levels on the dense path."""
-    L, N, D = prev.shape
-    for task in prange(L * N):
-        level = task // N
+    """Norms of every embedding, and the transposed keys of levels on the dense path.
+
+    ``prev`` (M, L, N, D) for M ensemble members; outputs (M, L, N) and (M, L, D, N).
+    """
+    M, L, N, D = prev.shape
+    for task in prange(M * L * N):
+        member = task // (L * N)
+        level = (task // N) % L
         i = task % N
-        s = prev[level, i, 0] - prev[level, i, 0]
+        x = prev[member, level]
+        s = x[i, 0] - x[i, 0]
         for k in range(D):
-            s += prev[level, i, k] * prev[level, i, k]
+            s += x[i, k] * x[i, k]
         nrm = math.sqrt(s)
-        norms[level, i] = nrm
-        sqnorms[level, i] = s
+        norms[member, level, i] = nrm
+        sqnorms[member, level, i] = s
         if dense[level]:
+            kt = keyT[member, level]
             if kernels[level] == GLOM_PYTORCH:
                 den = nrm if nrm > tiny else tiny
                 for k in range(D):
-                    keyT[level, k, i] = prev[level, i, k] / den
+                    kt[k, i] = x[i, k] / den
             else:
                 for k in range(D):
-                    keyT[level, k, i] = prev[level, i, k]
+                    kt[k, i] = x[i, k]
 
 
 @njit
@@ -205,15 +211,20 @@ def step_all(
     norms, sqnorms, keyT,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block,
 ):  # fmt: skip
-    """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs.
+    """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
+    ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
+    codes carry a leading member axis of length M or 1 (shared by all members).
 
     ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0.
     ``indptr`` (L, N+1) points into the concatenated ``indices`` of all levels.
     """
-    L, N, D = prev.shape
+    M, L, N, D = prev.shape
+    shared = bu_w1.shape[0] == 1
     nb = (N + block - 1) // block
-    for task in prange(L * nb):
-        level = task // nb
+    for task in prange(M * L * nb):
+        member = task // (L * nb)
+        level = (task // nb) % L
+        wm = 0 if shared else member
         r0 = (task % nb) * block
         r1 = min(N, r0 + block)
         m = r1 - r0
@@ -226,18 +237,18 @@ def step_all(
         acc = np.zeros((m, D), dtype=prev.dtype)
         if w[0] > 0:
             if level == 0:
-                below = inputs[r0:r1]
+                below = inputs[member, r0:r1]
             else:
-                below = prev[level - 1, r0:r1]
+                below = prev[member, level - 1, r0:r1]
             if identity:
                 for r in range(m):
                     for k in range(D):
                         acc[r, k] += w[0] * below[r, k]
             else:
-                h = np.dot(below, bu_w1[level])
-                _gelu_rows(h, bu_b1[level], fast_erf, erf_c, gelu_c)
-                y = np.dot(h, bu_w2[level])
-                b2 = bu_b2[level]
+                h = np.dot(below, bu_w1[wm, level])
+                _gelu_rows(h, bu_b1[wm, level], fast_erf, erf_c, gelu_c)
+                y = np.dot(h, bu_w2[wm, level])
+                b2 = bu_b2[wm, level]
                 for r in range(m):
                     for k in range(D):
                         acc[r, k] += w[0] * (y[r, k] + b2[k])
@@ -245,20 +256,20 @@ def step_all(
             above = np.empty((m, D), dtype=prev.dtype)
             for r in range(m):
                 for k in range(D):
-                    above[r, k] = delayed[level + 1, r0 + r, k] + pos[r0 + r, k]
+                    above[r, k] = delayed[member, level + 1, r0 + r, k] + pos[wm, r0 + r, k]
             if identity:
                 for r in range(m):
                     for k in range(D):
                         acc[r, k] += w[1] * above[r, k]
             else:
-                h = np.dot(above, td_w1[level])
-                _gelu_rows(h, td_b1[level], fast_erf, erf_c, gelu_c)
-                y = np.dot(h, td_w2[level])
-                b2 = td_b2[level]
+                h = np.dot(above, td_w1[wm, level])
+                _gelu_rows(h, td_b1[wm, level], fast_erf, erf_c, gelu_c)
+                y = np.dot(h, td_w2[wm, level])
+                b2 = td_b2[wm, level]
                 for r in range(m):
                     for k in range(D):
                         acc[r, k] += w[1] * (y[r, k] + b2[k])
-        x = prev[level]
+        x = prev[member, level]
         if w[2] > 0:
             for r in range(m):
                 for k in range(D):
@@ -267,20 +278,20 @@ def step_all(
             att = np.empty((m, D), dtype=prev.dtype)
             if dense[level]:
                 _dense_block(
-                    x, r0, kernels[level], self_excl[level], params[level], norms[level],
-                    sqnorms[level], keyT[level], att,
+                    x, r0, kernels[level], self_excl[level], params[level], norms[member, level],
+                    sqnorms[member, level], keyT[member, level], att,
                 )  # fmt: skip
             else:
                 scores = np.empty(max_k, dtype=prev.dtype)
                 for r in range(m):
                     _local_row(
                         x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
-                        params[level], norms[level], scores, att[r],
+                        params[level], norms[member, level], scores, att[r],
                     )  # fmt: skip
             for r in range(m):
                 for k in range(D):
                     acc[r, k] += w[3] * att[r, k]
-        o = out[level]
+        o = out[member, level]
         for r in range(m):
             i = r0 + r
             for k in range(D):
