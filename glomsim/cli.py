@@ -169,6 +169,93 @@ def cmd_run(args):
     return 0
 
 
+def _open_run(path):
+    from .dataset import open_dataset
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such dataset")
+    try:
+        return open_dataset(p)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{path}: cannot be opened as a glomsim dataset ({exc})") from exc
+
+
+def analyze_run(ds, threshold=0.99):
+    """Islands, hierarchy, agreement (with labels) and convergence of one run, as one Dataset."""
+    import xarray as xr
+
+    import analysis as an
+
+    isl = an.islands(ds, threshold=threshold)
+    parts = [
+        isl[["count", "largest_fraction", "baseline_count", "baseline_largest_fraction"]],
+        an.hierarchy(isl)[["parse_score"]],
+        an.convergence(ds)[["residual", "settled_step", "rate"]],
+    ]
+    if "label" in ds:
+        parts.append(an.agreement(ds, islands=isl)[["ari", "purity"]])
+    out = xr.merge(parts, compat="override", combine_attrs="drop")
+    out.attrs.update(source_config=ds.attrs.get("glomsim_config", ""), island_threshold=threshold)
+    return out
+
+
+def cmd_analyze(args):
+    ds = _open_run(args.store)
+    if "member" in ds.dims or "embedding" not in ds:
+        raise UsageError(
+            f"{args.store}: analyze takes a single run (glomsim run); sweeps carry their summaries"
+        )
+    res = analyze_run(ds, threshold=args.threshold)
+    last = res.isel(time=-1)
+    print(f"{args.store}: {int(ds.time[-1])} steps, {ds.sizes['level']} levels, "
+          f"{ds.sizes['column']} columns")  # fmt: skip
+    cols = ["count", "baseline_count", "largest_fraction", "settled_step", "rate"]
+    if "ari" in res:
+        cols.append("ari")
+    print("level  " + "  ".join(f"{c:>16}" for c in cols))
+    for level in range(ds.sizes["level"]):
+        cells = []
+        for c in cols:
+            v = res[c].sel(level=level) if "time" not in res[c].dims else last[c].sel(level=level)
+            cells.append(f"{float(v):>16.4g}")
+        print(f"{level:>5}  " + "  ".join(cells))
+    print(f"parse-tree score at the end: {float(last['parse_score']):.3f}")
+    if args.output:
+        out = Path(args.output)
+        res.to_netcdf(out, engine="h5netcdf") if out.suffix == ".nc" else res.to_zarr(
+            out, mode="w", consolidated=False
+        )
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_plot(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import analysis as an
+    import analysis.plot as ap
+
+    ds = _open_run(args.store)
+    if "member" in ds.dims or "embedding" not in ds:
+        raise UsageError(f"{args.store}: plot takes a single run (glomsim run)")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    isl = an.islands(ds, threshold=args.threshold)
+    n = ds.sizes["time"]
+    times = sorted({0, n // 4, n // 2, n - 1})
+    figs = {
+        "islands.png": ap.island_maps(isl, times=times),
+        "convergence.png": ap.convergence_curves(an.convergence(ds)),
+        "projection.png": ap.projection(ds, time=-1, level=0, islands=isl),
+    }
+    for name, fig in figs.items():
+        fig.savefig(out / name, dpi=90)
+        print(f"wrote {out / name}")
+    return 0
+
+
 def cmd_warmup(args):
     from .runs import warmup
 
@@ -242,6 +329,18 @@ def build_parser():
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_run)
+
+    a = sub.add_parser("analyze", help="islands, hierarchy, agreement and convergence of a run")
+    a.add_argument("store", help="a run written by glomsim run (.zarr or .nc)")
+    a.add_argument("--threshold", type=float, default=0.99, help="island cosine threshold")
+    a.add_argument("-o", "--output", help="also write the measurements (.nc or .zarr)")
+    a.set_defaults(func=cmd_analyze)
+
+    pl = sub.add_parser("plot", help="island maps, convergence curves, a 2-D projection")
+    pl.add_argument("store", help="a run written by glomsim run (.zarr or .nc)")
+    pl.add_argument("-o", "--output", default="glomsim-out/figures", help="folder for PNGs")
+    pl.add_argument("--threshold", type=float, default=0.99, help="island cosine threshold")
+    pl.set_defaults(func=cmd_plot)
 
     w = sub.add_parser("warmup", help="compile every numba kernel once (into the cache)")
     w.add_argument("-q", "--quiet", action="store_true")

@@ -68,3 +68,26 @@ def test_info_json(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["glomsim"] == gs.__version__ and info["numba_threads"] >= 1
+
+
+def test_analyze_and_plot_a_scene_run(tmp_path, capsys):
+    out = tmp_path / "r.zarr"
+    assert main(["run", "-o", str(out), "--steps", "12", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(out), "-o", str(tmp_path / "m.nc")]) == 0
+    text = capsys.readouterr().out
+    assert "parse-tree score" in text and "ari" in text
+    import xarray as xr
+
+    m = xr.open_dataset(tmp_path / "m.nc", engine="h5netcdf")
+    n_col = 16 * 16
+    assert ((m["count"] >= 1) & (m["count"] <= n_col)).all()
+    assert ((m["ari"] <= 1) & (m["ari"] >= -1)).all()
+    assert main(["plot", str(out), "-o", str(tmp_path / "figs")]) == 0
+    for name in ("islands.png", "convergence.png", "projection.png"):
+        assert (tmp_path / "figs" / name).stat().st_size > 1000
+
+
+def test_analyze_missing_store_is_a_usage_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "none.zarr")]) == 2
+    assert "no such dataset" in capsys.readouterr().err
