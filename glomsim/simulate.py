@@ -21,6 +21,8 @@ _NORM_IDS = {"none": 0, "l2": 1, "layernorm": 2}
 _LAYERNORM_EPS = 1e-5
 #: Above this many columns the global (dense) attention path works in row blocks.
 _DENSE_BLOCK = 2048
+#: Steps of fewer floating-point operations run on one numba thread.
+_SERIAL_BELOW = 2_000_000
 
 
 class SimulationDiverged(FloatingPointError):
@@ -209,6 +211,14 @@ class _Plan:
         self.norms = np.empty(N, dtype=dt)
         self.sqnorms = np.empty(N, dtype=dt)
         self.mix_cache: dict[int, np.ndarray] = {}
+
+    def work_per_step(self) -> float:
+        """Rough floating-point operations of one step (nets and attention)."""
+        cfg = self.cfg
+        n, d, h = cfg.n_columns, cfg.dim, cfg.hidden_width
+        nets = 0 if self.identity else (2 * cfg.levels - 1) * 4 * d * h
+        k = self.max_k if not self.dense.any() else n
+        return self.members * n * (nets + 4 * cfg.levels * k * d)
 
     def mix(self, t: int) -> np.ndarray:
         key = min(t, self.cfg.schedule_length)
@@ -488,6 +498,11 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
     from threadpoolctl import threadpool_limits
 
     limits = threadpool_limits(1, user_api="blas")
+    import numba
+
+    threads = numba.get_num_threads()
+    if plan.work_per_step() < _SERIAL_BELOW:
+        numba.set_num_threads(1)  # waking threads costs more than a tiny step
     try:
         for t in range(1, steps + 1):
             prev = ring[(t - 1) % (d + 1)]
@@ -523,6 +538,7 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
             if settled:
                 break
     finally:
+        numba.set_num_threads(threads)
         limits.restore_original_limits()
         if bar is not None:
             bar.close()

@@ -1,0 +1,38 @@
+"""analysis: measurements on glomsim Datasets (islands, hierarchy, convergence, stability).
+
+Every function takes xarray objects and returns xarray objects with ``long_name`` and
+``units``, works on dask-backed data and never modifies its input.
+"""
+
+from __future__ import annotations
+
+from .convergence import convergence
+from .energy import energy
+from .hierarchy import adjusted_rand_index, agreement, hierarchy, purity
+
+# Eager imports after each submodule, so that ``analysis.islands`` is the function, not
+# the module of the same name. Submodules import scipy/matplotlib inside functions.
+from .islands import islands
+from .stability import lyapunov, perturbation_recovery, stability
+
+__all__ = [
+    "islands",
+    "hierarchy",
+    "agreement",
+    "adjusted_rand_index",
+    "purity",
+    "convergence",
+    "stability",
+    "perturbation_recovery",
+    "lyapunov",
+    "energy",
+    "plot",
+]
+
+
+def __getattr__(name):
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")

@@ -1,0 +1,212 @@
+"""How fast, and whether, each level settles: residuals, settling step and geometric rate.
+
+Definitions (``docs/analysis-dynamics.md`` has the maths and the classic results):
+
+- ``residual(time, level)``: RMS over (column, feature) of ``E_t - E_prev``, divided by the
+  number of steps between the two recorded states, so a run thinned with ``record_every``
+  reports the average change per step. The first recorded step has no predecessor: NaN.
+- ``settled_step(level)``: the first recorded step after which the residual stays at or
+  below ``tolerance = rtol * final_rms``; -1 if the last recorded residual is still above.
+- ``rate(level)``: ``exp(slope)`` of a least-squares line through ``log residual`` over the
+  tail of the decay, using only residuals well above the floating-point floor
+  ``100 * eps * final_rms``. NaN when fewer than 3 residuals qualify or when the residual
+  drops to the floor far faster than the fitted rate predicts (convergence in finitely many
+  steps, as in Hegselmann-Krause; ``finite_time`` is then True).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._common import add_history, require, set_attrs
+
+__all__ = ["convergence"]
+
+#: Residuals at most this many machine epsilons (relative to the level's size) are noise.
+FLOOR_EPS = 100.0
+#: Fewest residuals above the floor for a rate fit.
+MIN_FIT_POINTS = 3
+#: Finite-time convergence: the fitted decay would still be this far above the floor at the
+#: step where the residual hit the floor.
+FINITE_TIME_MARGIN = 100.0
+
+_ATTRS = {
+    "residual": (
+        "RMS change per step",
+        "1",
+        "RMS over (column, feature) of E_t - E_prev divided by the steps between them; "
+        "NaN at the first recorded step",
+    ),
+    "settled_step": (
+        "settling step",
+        "step",
+        "first recorded step after which the residual stays <= tolerance; -1 if never",
+    ),
+    "rate": (
+        "geometric convergence rate",
+        "1",
+        "exp(slope) of log residual vs step fitted over the tail above the float floor; "
+        "NaN if too few points or finite-time convergence",
+    ),
+    "tolerance": (
+        "settling tolerance",
+        "1",
+        "rtol times the level's RMS embedding size at the last recorded step",
+    ),
+    "final_rms": (
+        "final RMS embedding size",
+        "1",
+        "RMS over (column, feature) of the embedding at the last recorded step",
+    ),
+    "finite_time": (
+        "converged in finitely many steps",
+        "1",
+        "True when the residual fell to the float floor in one recorded step from well above "
+        "it (e.g. Hegselmann-Krause)",
+    ),
+}
+
+
+def default_rtol(dtype) -> float:
+    """Default relative settling tolerance: 1e-6 for float64 data, 1e-4 for float32."""
+    return 1e-6 if np.dtype(dtype) == np.float64 else 1e-4
+
+
+def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
+    """Residual, settling step and geometric convergence rate of every level.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A simulation with ``embedding(time, level, column, feature)``; may be dask-backed
+        (the big array is reduced chunk by chunk; the (time, level) results are computed).
+    rtol : float, optional
+        Settling tolerance relative to each level's RMS embedding size at the last recorded
+        step. Default 1e-6 for float64 data and 1e-4 for float32 (about 5000 and 800 times
+        the machine epsilon: the residual of a float32 run never falls much below 1e-6).
+    tail : float
+        Fraction (0, 1] of the last run of residuals above the float floor used for the
+        rate fit; the second half by default, so early transients of faster modes do not
+        bias the asymptotic rate.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``residual(time, level)``, ``settled_step(level)`` (int64, -1 = never),
+        ``rate(level)``, ``tolerance(level)``, ``final_rms(level)``, ``finite_time(level)``;
+        ``ds``'s attrs plus a history line. ``ds`` is not modified.
+
+    Notes
+    -----
+    A level whose final RMS size is 0 has tolerance 0: only an exactly zero residual
+    counts as settled there. ``rate`` is a factor per step (``residual_t ~ C rate**t``);
+    for linear consensus it is the modulus of the leading non-unit eigenvalue excited by
+    the initial state.
+
+    Examples
+    --------
+    >>> import glomsim as gs
+    >>> from analysis import convergence
+    >>> cfg = gs.GlomConfig(levels=1, dim=2, grid=(1, 6), steps=60, dtype="float64",
+    ...                     mix=gs.Mix(bottom_up=0, top_down=0),
+    ...                     attention=gs.Attention(beta=0.0, radius=1.0))
+    >>> init = np.random.default_rng(0).normal(size=(1, 6, 2))
+    >>> out = convergence(gs.simulate(cfg, gs.identity_weights(cfg), init=init))
+    >>> bool(np.isnan(out.residual[0]).all()), bool(0 < out.rate[0] < 1)
+    (True, True)
+    """
+    require(ds, ["embedding"], "convergence")
+    emb = ds["embedding"]
+    if rtol is None:
+        rtol = default_rtol(emb.dtype)
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
+        raise ValueError(f"convergence: rtol={rtol!r} must be a number with 0 < rtol < 1")
+    if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not (0 < tail <= 1):
+        raise ValueError(f"convergence: tail={tail!r} must be a number with 0 < tail <= 1")
+    eps = float(np.finfo(emb.dtype if emb.dtype.kind == "f" else np.float64).eps)
+
+    times = np.asarray(ds["time"].values, dtype=np.int64)
+    x = emb.astype(np.float64)
+    # squared change, not diff().mean() of a cast array, keeps dask's graph one pass per chunk
+    sq_change = (x.diff("time") ** 2).mean(("column", "feature"))
+    final_sq = (x.isel(time=-1) ** 2).mean(("column", "feature"))
+    import xarray as xr
+
+    small = xr.Dataset({"sq_change": sq_change, "final_sq": final_sq}).compute()
+    gaps = np.diff(times).astype(np.float64)
+
+    n_levels = emb.sizes["level"]
+    residual = np.full((len(times), n_levels), np.nan)
+    if len(times) > 1:
+        residual[1:] = np.sqrt(small["sq_change"].transpose("time", "level").values)
+        residual[1:] /= gaps[:, None]
+    final_rms = np.sqrt(small["final_sq"].values)
+    tolerance = rtol * final_rms
+
+    settled = np.empty(n_levels, dtype=np.int64)
+    rate = np.full(n_levels, np.nan)
+    finite = np.zeros(n_levels, dtype=bool)
+    for lv in range(n_levels):
+        settled[lv] = _settled_step(residual[:, lv], times, tolerance[lv])
+        rate[lv], finite[lv] = _fit_rate(
+            residual[:, lv], times, FLOOR_EPS * eps * final_rms[lv], tail
+        )
+
+    out = xr.Dataset(
+        {
+            "residual": (("time", "level"), residual),
+            "settled_step": (("level",), settled),
+            "rate": (("level",), rate),
+            "tolerance": (("level",), tolerance),
+            "final_rms": (("level",), final_rms),
+            "finite_time": (("level",), finite),
+        },
+        coords={"time": ds["time"].copy(), "level": ds["level"].copy()},
+    )
+    set_attrs(out, _ATTRS)
+    return add_history(out, ds.attrs, "convergence", {"rtol": rtol, "tail": tail})
+
+
+def _settled_step(res: np.ndarray, times: np.ndarray, tol: float) -> int:
+    """Recorded step after which every residual is <= tol (-1 if the last one is above)."""
+    if len(times) < 2:
+        return -1
+    above = ~(res[1:] <= tol)  # NaN counts as above: nothing is known there
+    if not above.any():
+        return int(times[0])
+    last_above = int(np.nonzero(above)[0][-1]) + 1  # index into times
+    if last_above == len(times) - 1:
+        return -1
+    return int(times[last_above])
+
+
+def _fit_rate(res: np.ndarray, times: np.ndarray, floor: float, tail: float):
+    """(rate, finite_time) of one level's residual series; see the module docstring."""
+    with np.errstate(invalid="ignore"):
+        qualifies = np.isfinite(res) & (res > floor)
+    if not qualifies.any():
+        return math.nan, False
+    last = int(np.nonzero(qualifies)[0][-1])
+    first = last
+    while first - 1 >= 0 and qualifies[first - 1]:
+        first -= 1
+    n_run = last - first + 1
+    rate = math.nan
+    if n_run >= MIN_FIT_POINTS:
+        n_fit = max(MIN_FIT_POINTS, math.ceil(tail * n_run))
+        idx = np.arange(last - n_fit + 1, last + 1)
+        slope = np.polyfit(times[idx].astype(np.float64), np.log(res[idx]), 1)[0]
+        rate = math.exp(min(slope, 700.0))  # a growth beyond e**700 per step is overflow
+    finite = False
+    if last + 1 < len(res) and res[last + 1] <= floor:
+        gap = float(times[last + 1] - times[last])
+        # without a fit (too few points) a drop from well above the floor is finite-time;
+        # compared in logs so that a steep fitted rate cannot overflow
+        log_rate = math.log(rate) if math.isfinite(rate) else 0.0
+        log_predicted = math.log(res[last]) + gap * log_rate
+        finite = log_predicted > math.log(FINITE_TIME_MARGIN * floor) if floor > 0 else True
+    if finite:
+        rate = math.nan
+    return rate, finite

@@ -1,0 +1,330 @@
+"""glomsim against its peers on fixed configs: speed, achieved GFLOP/s, memory.
+
+Peers run side by side in one process on the same inputs and the same weights (glom-pytorch
+weights are loaded into glomsim through the interop), interleaved and repeated; medians are
+quoted, for 1 and 2 threads. The script measures this machine's float32 GEMM peak in the same
+run and reports every speed as a fraction of it and as ratios against each peer.
+
+    python benchmarks/bench.py                 # everything (several minutes)
+    python benchmarks/bench.py --quick         # small repeats, a subset, for a smoke test
+    python benchmarks/bench.py --only local --threads 2
+
+Writes ``benchmarks/results/bench.json`` and ``benchmarks/results/scaling.png``.
+Never run as a test: timings are not asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# name: (dim, levels, grid side, radius (inf = global), iterations)
+CONFIGS = {
+    "small": (64, 5, 8, math.inf, 10),
+    "nets": (256, 5, 16, math.inf, 10),
+    "local": (128, 5, 32, 2.0, 10),
+    "large": (64, 5, 64, 2.0, 4),
+}
+
+
+def flops_per_iteration(dim, levels, n, k):
+    """Nets: (2L-1) N 16 D^2 (two GEMMs of D x 4D each way); attention: 4 L N k D."""
+    return (2 * levels - 1) * n * 16 * dim * dim + 4 * levels * n * k * dim
+
+
+def gemm_peak(threads, size=2048, repeats=5):
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    b = a.T.copy()
+    with threadpool_limits(threads, user_api="blas"):
+        a @ b
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            ts.append(time.perf_counter() - t0)
+    return 2 * size**3 / min(ts) / 1e9
+
+
+def _median_interleaved(fns, repeats):
+    """Run the peers round-robin so a busy machine slows them alike; median per peer."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _set_threads(threads):
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _glom_pair(dim, levels, side, radius, patch=2, seed=0):
+    """A glom-pytorch model and the same model as glomsim (config, weights), or None."""
+    try:
+        import torch
+        from glom_pytorch import Glom
+    except ImportError:
+        return None
+    import glomsim as gs
+
+    torch.manual_seed(seed)
+    model = Glom(dim=dim, levels=levels, image_size=side * patch, patch_size=patch,
+                 consensus_self=False,
+                 local_consensus_radius=0 if math.isinf(radius) else radius).eval()  # fmt: skip
+    cfg, w = gs.from_glom_pytorch(model)
+    return model, cfg, w
+
+
+def bench_config(name, threads, repeats, with_reference):
+    import glomsim as gs
+    from glomsim import reference
+    from glomsim.simulate import prepare_init
+
+    dim, levels, side, radius, iters = CONFIGS[name]
+    n = side * side
+    k = n if math.isinf(radius) else sum(
+        1 for dy in range(-3, 4) for dx in range(-3, 4) if math.hypot(dy, dx) <= radius
+    )
+    pair = _glom_pair(dim, levels, side, radius)
+    rng = np.random.default_rng(0)
+    if pair is not None:
+        model, cfg, w = pair
+        img = rng.standard_normal((3, side * 2, side * 2)).astype(np.float32)
+    else:
+        cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=iters,
+                            attention=gs.Attention(kernel="glom_pytorch", radius=radius,
+                                                   include_self=False))  # fmt: skip
+        w = gs.random_weights(cfg, seed=0, patch_size=2)
+        img = rng.standard_normal((3, side * 2, side * 2)).astype(np.float32)
+    cfg = cfg.replace(steps=iters)
+    _set_threads(threads)
+    gs.simulate(cfg, w, inputs=img, steps=1)  # compile outside the timings
+    fns = {"glomsim": lambda: gs.simulate(cfg, w, inputs=img)}
+    if pair is not None:
+        import torch
+
+        x = torch.from_numpy(img)[None]
+
+        def torch_run():
+            with torch.no_grad():
+                model(x, iters=iters)
+
+        torch_run()
+        fns["glom_pytorch"] = torch_run
+    if with_reference:
+        from threadpoolctl import threadpool_limits
+
+        tokens = gs.simulate(cfg, w, inputs=img, steps=0).input.values
+        init = prepare_init(cfg, w, None)
+
+        def ref_run():
+            with threadpool_limits(threads, user_api="blas"):
+                reference.simulate(cfg, w, tokens, init, steps=2)
+
+        fns["reference"] = ref_run
+    med = _median_interleaved(fns, repeats)
+    per_iter = {p: t / (2 if p == "reference" else iters) for p, t in med.items()}
+    fl = flops_per_iteration(dim, levels, n, k)
+    row = dict(config=name, dim=dim, levels=levels, columns=n, radius=radius, threads=threads,
+               flops_per_iteration=fl,
+               ms_per_iteration={p: 1e3 * t for p, t in per_iter.items()},
+               gflops={p: fl / t / 1e9 for p, t in per_iter.items()})  # fmt: skip
+    for peer in per_iter:
+        if peer != "glomsim":
+            row[f"speedup_vs_{peer}"] = per_iter[peer] / per_iter["glomsim"]
+    return row
+
+
+def bench_ensemble(threads, repeats, members=256, steps=50):
+    """256 small simulations: one batched call against one by one (glomsim, glom-pytorch)."""
+    import glomsim as gs
+
+    dim, levels, side = 16, 3, 8
+    pair = _glom_pair(dim, levels, side, math.inf)
+    if pair is not None:
+        model, cfg, w = pair
+    else:
+        cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side),
+                            attention=gs.Attention(kernel="glom_pytorch", include_self=False))
+        w = gs.random_weights(cfg, seed=0, patch_size=2)
+    cfg = cfg.replace(steps=steps)
+    rng = np.random.default_rng(1)
+    imgs = rng.standard_normal((members, 3, side * 2, side * 2)).astype(np.float32)
+    _set_threads(threads)
+    gs.simulate_ensemble(cfg, w, inputs=imgs[:2], steps=1)
+    gs.simulate(cfg, w, inputs=imgs[0], steps=1)
+    fns = {
+        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
+        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs],
+    }
+    if pair is not None:
+        import torch
+
+        xs = [torch.from_numpy(im)[None] for im in imgs]
+
+        def torch_one_by_one():
+            with torch.no_grad():
+                for x in xs:
+                    model(x, iters=steps)
+
+        fns["glom_pytorch_one_by_one"] = torch_one_by_one
+    med = _median_interleaved(fns, max(1, repeats // 2))
+    row = dict(config="ensemble", members=members, steps=steps, threads=threads,
+               seconds=med)  # fmt: skip
+    for peer, t in med.items():
+        if peer != "glomsim_ensemble":
+            row[f"speedup_vs_{peer}"] = t / med["glomsim_ensemble"]
+    return row
+
+
+def bench_scaling(threads, sides=(32, 48, 64, 96, 128), dim=32, levels=3, radius=2.0):
+    """Time per step against the number of columns at a fixed radius."""
+    import glomsim as gs
+
+    _set_threads(threads)
+    rows = []
+    for side in sides:
+        cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=3,
+                            attention=gs.Attention(radius=radius))  # fmt: skip
+        w = gs.random_weights(cfg, seed=0)
+        gs.simulate(cfg, w, steps=1)
+        t = _median_interleaved({"g": lambda cfg=cfg, w=w: gs.simulate(cfg, w)}, 3)["g"]
+        rows.append(dict(side=side, columns=side * side, ms_per_step=1e3 * t / 3))
+    base = rows[0]
+    for r in rows:
+        r["growth_vs_linear"] = (r["ms_per_step"] / base["ms_per_step"]) / (
+            r["columns"] / base["columns"]
+        )
+    return rows
+
+
+_MEMORY_SCRIPT = """
+import resource, sys, numpy as np, glomsim as gs
+side, steps, every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cfg = gs.GlomConfig(levels=5, dim=64, grid=(side, side), steps=steps,
+                    attention=gs.Attention(radius=2.0))
+w = gs.random_weights(cfg, seed=0)
+gs.simulate(cfg, w, steps=2)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ds = gs.simulate(cfg, w, record_every=every)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base * 1024, peak * 1024, ds.embedding.nbytes)
+"""
+
+
+def bench_memory(side=32, steps=200, every=(1, 10)):
+    rows = []
+    for k in every:
+        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(side), str(steps), str(k)],
+                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        base, peak, recorded = (int(v) for v in out)
+        rows.append(dict(side=side, steps=steps, record_every=k, recorded_mb=recorded / 2**20,
+                         peak_growth_mb=(peak - base) / 2**20,
+                         ratio=(peak - base) / recorded))  # fmt: skip
+    return rows
+
+
+def _plot(scaling, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for threads, rows in scaling.items():
+        cols = [r["columns"] for r in rows]
+        ax.loglog(cols, [r["ms_per_step"] for r in rows], "o-", label=f"{threads} thread(s)")
+    c0, t0 = scaling[min(scaling)][0]["columns"], scaling[min(scaling)][0]["ms_per_step"]
+    cs = np.array([c0, cols[-1]])
+    ax.loglog(cs, t0 * cs / c0, "k--", lw=0.8, label="linear")
+    ax.set_xlabel("columns")
+    ax.set_ylabel("ms per step")
+    ax.set_title("time per step, radius 2, 3 levels, dim 32")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="few repeats, small configs only")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    p.add_argument("--only", nargs="*", help="configs (small nets local large ensemble scaling "
+                   "memory)")  # fmt: skip
+    p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args(argv)
+    only = set(args.only or (["small", "local"] if args.quick else
+                             list(CONFIGS) + ["ensemble", "scaling", "memory"]))  # fmt: skip
+    repeats = 2 if args.quick else args.repeats
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = dict(gemm_peak_gflops={t: gemm_peak(t) for t in args.threads}, rows=[])
+    print("float32 GEMM peak: " + ", ".join(
+        f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["gemm_peak_gflops"].items()))
+    for name in CONFIGS:
+        if name not in only:
+            continue
+        for threads in args.threads:
+            row = bench_config(name, threads, repeats, not args.no_reference and name != "large")
+            row["fraction_of_gemm_peak"] = (
+                row["gflops"]["glomsim"] / result["gemm_peak_gflops"][threads]
+            )
+            result["rows"].append(row)
+            ms = row["ms_per_iteration"]
+            print(f"{name:>6} {threads}t: glomsim {ms['glomsim']:.2f} ms/it "
+                  f"({row['gflops']['glomsim']:.0f} GFLOP/s, "
+                  f"{100 * row['fraction_of_gemm_peak']:.0f}% of GEMM peak)"
+                  + "".join(f", {k[11:]} x{v:.1f}" for k, v in row.items()
+                            if k.startswith("speedup_vs_")))  # fmt: skip
+    if "ensemble" in only:
+        for threads in args.threads:
+            row = bench_ensemble(threads, repeats, members=32 if args.quick else 256)
+            result["rows"].append(row)
+            print(f"ensemble {threads}t: " + ", ".join(
+                f"{k} {v:.2f} s" for k, v in row["seconds"].items()) + "".join(
+                f", {k[11:]} x{v:.1f}" for k, v in row.items() if k.startswith("speedup_vs_")))
+    if "scaling" in only:
+        scaling = {t: bench_scaling(t) for t in args.threads}
+        result["scaling"] = scaling
+        for t, rows in scaling.items():
+            print(f"scaling {t}t: " + ", ".join(
+                f"{r['columns']} cols {r['ms_per_step']:.1f} ms ({r['growth_vs_linear']:.2f}x lin)"
+                for r in rows))
+        _plot(scaling, out / "scaling.png")
+    if "memory" in only:
+        result["memory"] = bench_memory()
+        for r in result["memory"]:
+            print(f"memory record_every={r['record_every']}: recorded {r['recorded_mb']:.1f} MB, "
+                  f"peak grew {r['peak_growth_mb']:.1f} MB ({r['ratio']:.2f}x)")
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
+    print(f"wrote {out / 'bench.json'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
