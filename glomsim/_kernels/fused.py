@@ -78,7 +78,7 @@ def prepare_keys(prev, kernels, dense, tiny, norms, sqnorms, keyT):
                     kt[k, i] = x[i, k]
 
 
-@njit
+@njit(fastmath={"reassoc", "contract"})
 def _local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, out_row):
     """Attention of column i over its CSR neighbours (see attention.local_attention)."""
     D = x.shape[1]
