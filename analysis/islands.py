@@ -107,7 +107,7 @@ def _check(threshold, metric, connectivity, radius, baseline_seed, linkage):
 
 
 def neighbour_pairs(positions: np.ndarray, radius: float) -> np.ndarray:
-    """(P, 2) int64 pairs i < j of columns with |pos_i - pos_j| <= radius.
+    """(P, 2) int64 pairs i < j of columns with ``|pos_i - pos_j| <= radius``.
 
     The closed ball and the formula are the simulation's (``glomsim.neighbours``), so a
     radius of 1.5 on a grid joins the 8 surrounding columns, 1.0 the 4 adjacent ones.
@@ -318,7 +318,7 @@ def islands(
     metric : {"cosine", "euclidean"}
     connectivity : {"spatial", "global"}
         ``spatial``: an island is a connected component of the graph joining
-        neighbouring columns (|pos_i - pos_j| <= ``radius``) that are alike; it is a
+        neighbouring columns (``|pos_i - pos_j| <= radius``) that are alike; it is a
         contiguous region. ``global``: agglomerative clustering of the embeddings
         (``linkage``) cut at the threshold, whatever the positions.
     radius : float

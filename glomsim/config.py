@@ -46,10 +46,10 @@ class Attention:
     ----------
     kernel : {"dot", "cosine", "gaussian", "bounded", "glom_pytorch"}
         ``dot`` exp(beta x.y); ``cosine`` exp(beta cos(x, y)); ``gaussian``
-        exp(-beta |x-y|^2), all normalised by a softmax over the neighbourhood;
+        ``exp(-beta |x-y|^2)``, all normalised by a softmax over the neighbourhood;
         ``bounded`` uniform weights on the neighbours within ``epsilon``
         (Hegselmann-Krause); ``glom_pytorch`` glom-pytorch's score
-        beta x.(y/max(|y|, 1e-12))/sqrt(D).
+        ``beta x.(y/max(|y|, 1e-12))/sqrt(D)``.
     beta : float
         Sharpness; 0 gives uniform averaging (DeGroot). Unused by ``bounded``.
     epsilon : float, optional

@@ -56,7 +56,7 @@ def mlp(x, w1, b1, w2, b2):
 
 
 def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean (N, N): j is in i's neighbourhood iff |pos_i - pos_j| <= radius (closed ball)."""
+    """Boolean (N, N): j is in i's neighbourhood iff ``|pos_i - pos_j| <= radius`` (closed ball)."""
     diff = positions[:, None, :] - positions[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
     return dist <= radius
