@@ -352,15 +352,22 @@ def build_parser():
 
     c = sub.add_parser("default-config", help="print the built-in run's config (TOML)")
     c.set_defaults(func=cmd_default_config)
+
+    from .sweep import register_cli as register_sweep
+
+    register_sweep(sub)
+    # a bad sweep spec is a ValueError naming the field: a usage error, exit code 2
+    sub.choices["sweep"].set_defaults(usage_errors=(ValueError,))
     return p
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    usage_errors = (UsageError,) + tuple(getattr(args, "usage_errors", ()))
     try:
         return args.func(args)
-    except UsageError as exc:
+    except usage_errors as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"glomsim {args.command}: error: {msg}", file=sys.stderr)
         return 2

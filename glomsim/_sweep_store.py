@@ -1,0 +1,441 @@
+"""The Zarr layout of a sweep: template, one region per run, status flags, final attrs.
+
+The store is written in three phases:
+
+1. ``prepare``: the template (every variable's metadata and the coordinates) is written
+   once with ``to_zarr(compute=False)``; chunks are 1 along the sweep dimensions, so
+   every run owns its chunks. The root attr ``sweep_ready`` is set last: a store without
+   it was cut short before any run and is simply rebuilt.
+2. ``write_run``: a run writes its data and its ``error`` text into its region, and only
+   after that its ``status`` (1 done, 2 failed). Zarr writes each chunk file atomically
+   (a temporary file renamed into place), so a run killed at any moment is either
+   complete with its status set, or still pending and redone identically on resume.
+3. ``finish``: counts and failure reasons go into the root attrs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PENDING, DONE, FAILED = 0, 1, 2
+_STRING = np.dtypes.StringDType()
+#: Distinct failure reasons listed in the attrs (the error variable has them all).
+_MAX_REASONS = 20
+
+
+@dataclass(frozen=True)
+class SweepVariable:
+    name: str
+    dims: tuple[str, ...]  # beyond the run dimensions
+    long_name: str
+    units: str
+    description: str
+
+
+#: Every per-run variable a sweep can write, with the dims after the run dimensions.
+SWEEP_VARIABLES = {
+    v.name: v
+    for v in (
+        SweepVariable(
+            "status",
+            (),
+            "run status",
+            "1",
+            "0 pending, 1 done, 2 failed; set only after the run's data is written",
+        ),
+        SweepVariable("error", (), "error message", "1", "why the run failed ('' if it did not)"),
+        SweepVariable(
+            "island_count",
+            ("level",),
+            "islands at the last step",
+            "1",
+            "analysis.islands count at the last recorded step (-1 where not run)",
+        ),
+        SweepVariable(
+            "ari",
+            ("level",),
+            "adjusted Rand index vs ground truth",
+            "1",
+            "analysis.agreement ari of the last step's islands against the scene's labels",
+        ),
+        SweepVariable(
+            "residual",
+            ("level",),
+            "final RMS change per step",
+            "1",
+            "analysis.convergence residual at the last recorded step",
+        ),
+        SweepVariable(
+            "settled_step",
+            ("level",),
+            "settling step",
+            "step",
+            "analysis.convergence settled_step (-1 never settled or not run)",
+        ),
+        SweepVariable(
+            "rate",
+            ("level",),
+            "geometric convergence rate",
+            "1",
+            "analysis.convergence rate (NaN when it cannot be fitted)",
+        ),
+        SweepVariable(
+            "spectral_radius",
+            (),
+            "spectral radius",
+            "1",
+            "analysis.stability spectral_radius of the step map at the last state",
+        ),
+        SweepVariable(
+            "spectral_radius_transverse",
+            (),
+            "spectral radius off the neutral subspace",
+            "1",
+            "analysis.stability spectral_radius_transverse (common shifts left out)",
+        ),
+        SweepVariable(
+            "embedding",
+            ("time", "level", "column", "feature"),
+            "embedding",
+            "1",
+            "the run's trajectory, thinned with keep.record_every",
+        ),
+        SweepVariable(
+            "label",
+            ("level", "column"),
+            "ground-truth label",
+            "1",
+            "the run's scene labels per level (-1 where not run)",
+        ),
+    )
+}
+
+
+def _fill(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind in "iu":
+        return -1
+    return ""
+
+
+class Layout:
+    """Dims, coords and variables of a sweep's store, derived from its spec alone."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.dims = spec.dims
+        self.shape = spec.shape
+        self.n_runs = spec.n_runs
+        configs = [s["config"] for s in spec._settings if not isinstance(s, Exception)]
+        self.levels = max(c.levels for c in configs)
+        keep = spec.keep
+        dtypes = {"status": "int8", "error": _STRING}
+        dtypes.update(
+            island_count="int64", residual="float64", settled_step="int64", rate="float64"
+        )
+        if spec.scene is not None:
+            dtypes["ari"] = "float64"
+        if keep["spectral_radius"]:
+            dtypes["spectral_radius"] = dtypes["spectral_radius_transverse"] = "float64"
+        self.extra_sizes = {"level": self.levels}
+        if keep["trajectories"]:
+            base = configs[0]
+            any_dtype_axis = any(a.path == "dtype" for a in spec.axes)
+            dtypes["embedding"] = "float64" if any_dtype_axis else base.dtype
+            if spec.scene is not None:
+                dtypes["label"] = "int64"
+            k = keep["record_every"]
+            times = [t for t in range(base.steps + 1) if t % k == 0]
+            if times[-1] != base.steps:
+                times.append(base.steps)
+            self.times = np.asarray(times, dtype=np.int64)
+            self.positions = base.position_array()
+            self.extra_sizes.update(time=len(times), column=base.n_columns, feature=base.dim)
+        self.dtypes = {
+            k: np.dtype(v) if not isinstance(v, np.dtype) else v for k, v in dtypes.items()
+        }
+
+    # ----- indices -----------------------------------------------------------------------
+    def position(self, index: int) -> tuple[int, ...]:
+        return tuple(int(i) for i in np.unravel_index(int(index), self.shape))
+
+    def region(self, index: int) -> dict:
+        return {d: slice(i, i + 1) for d, i in zip(self.dims, self.position(index), strict=True)}
+
+    def var_shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.extra_sizes[d] for d in SWEEP_VARIABLES[name].dims)
+
+    # ----- the template ------------------------------------------------------------------
+    def coords(self) -> dict:
+        spec = self.spec
+        coords = {}
+        if spec.mode == "grid":
+            for a in spec.axes:
+                coords[a.name] = ((a.name,), _coord_array(a.coord_values), _axis_attrs(a))
+        elif spec.axes:
+            n = len(spec.points)
+            coords["point"] = (("point",), np.arange(n, dtype=np.int64), {"long_name": "point"})
+            for a in spec.axes:
+                vals = [a.label_of(p[a.name]) for p in spec.points]
+                coords[a.name] = (("point",), _coord_array(vals), _axis_attrs(a))
+        coords["seed"] = (("seed",), np.asarray(spec.seeds, dtype=np.int64), {"long_name": "seed"})
+        if spec.members:
+            coords["member"] = (
+                ("member",),
+                np.arange(spec.members, dtype=np.int64),
+                {"long_name": "ensemble member"},
+            )
+        coords["level"] = (
+            ("level",),
+            np.arange(self.levels, dtype=np.int64),
+            {"long_name": "level", "units": "1"},
+        )
+        if "time" in self.extra_sizes:
+            coords["time"] = (("time",), self.times, {"long_name": "step", "units": "1"})
+            n, d = self.extra_sizes["column"], self.extra_sizes["feature"]
+            coords["column"] = (("column",), np.arange(n, dtype=np.int64), {"long_name": "column"})
+            coords["feature"] = (
+                ("feature",),
+                np.arange(d, dtype=np.int64),
+                {"long_name": "feature"},
+            )
+            coords["y"] = (
+                ("column",),
+                self.positions[:, 0],
+                {"long_name": "y position", "units": "grid units"},
+            )
+            coords["x"] = (
+                ("column",),
+                self.positions[:, 1],
+                {"long_name": "x position", "units": "grid units"},
+            )
+        return coords
+
+    def template(self):
+        import dask.array as da
+        import xarray as xr
+
+        from . import __version__
+
+        spec = self.spec
+        data_vars, encoding = {}, {}
+        ones = (1,) * len(self.dims)
+        for name, dtype in self.dtypes.items():
+            v = SWEEP_VARIABLES[name]
+            extra = self.var_shape(name)
+            fill = 0 if name == "status" else _fill(dtype)
+            # one dask chunk: the template is never computed, and a graph of one task per
+            # run would cost more than the sweep's own bookkeeping on large sweeps
+            arr = da.full(self.shape + extra, fill, dtype=dtype, chunks=-1)
+            attrs = {"long_name": v.long_name, "units": v.units, "description": v.description}
+            if name == "status":
+                attrs.update(
+                    flag_values=[PENDING, DONE, FAILED], flag_meanings="pending done failed"
+                )
+            data_vars[name] = (self.dims + v.dims, arr, attrs)
+            encoding[name] = {"chunks": ones + extra}
+            if dtype.kind != "T":
+                encoding[name]["fill_value"] = fill
+        ds = xr.Dataset(data_vars, coords=self.coords())
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ds.attrs.update(
+            title=f"glomsim sweep {spec.name}",
+            sweep_name=spec.name,
+            sweep_mode=spec.mode,
+            sweep_dims=json.dumps(list(self.dims)),
+            sweep_axes=json.dumps([a.name for a in spec.axes]),
+            sweep_paths=json.dumps({a.name: a.path for a in spec.axes}),
+            sweep_runs=self.n_runs,
+            sweep_spec=spec.to_toml(),
+            sweep_hash=spec.content_hash(),
+            sweep_ready=0,
+            glomsim_config=spec.base.to_json(),
+            glomsim_version=__version__,
+            history=f"{now} glomsim {__version__}: sweep.run({spec.name!r})",
+            Conventions="CF-1.10",
+        )
+        return ds, encoding
+
+
+def _coord_array(values):
+    vals = list(values)
+    if all(isinstance(v, str) for v in vals):
+        return np.array(vals, dtype=_STRING)
+    if all(isinstance(v, bool) for v in vals):
+        return np.array(vals, dtype=bool)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+        return np.array(vals, dtype=np.int64)
+    return np.array(vals, dtype=np.float64)
+
+
+def _axis_attrs(axis) -> dict:
+    attrs = {"long_name": axis.path, "sweep_path": axis.path}
+    if axis.labels is not None:
+        attrs["sweep_values"] = json.dumps(list(axis.values))
+    return attrs
+
+
+# ----------------------------------------------------------------------------------------
+# phases
+# ----------------------------------------------------------------------------------------
+def _root_attrs(path: Path) -> dict | None:
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        with meta.open() as f:
+            return json.load(f).get("attributes", {})
+    except (OSError, ValueError):
+        return None
+
+
+def _differences(stored_toml: str, spec) -> str:
+    import tomllib
+
+    try:
+        old = tomllib.loads(stored_toml)
+    except ValueError:
+        return "unreadable"
+    new = spec.to_dict()
+    for d in (old, new):
+        d.get("sweep", {}).pop("batch_size", None)
+        d.get("sweep", {}).pop("name", None)
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(diff) or "details"
+
+
+def prepare(store: str, spec, layout: Layout, *, resume: bool) -> np.ndarray:
+    """Make ``store`` ready and return the status of every run (shape ``layout.shape``).
+
+    Resuming needs the same spec (its content hash); a folder that is not a glomsim
+    sweep is never deleted.
+    """
+    path = Path(store)
+    if path.exists():
+        attrs = _root_attrs(path)
+        empty = path.is_dir() and not any(path.iterdir())
+        if not empty and (attrs is None or "sweep_hash" not in attrs):
+            raise ValueError(
+                f"store {store!r} exists and is not a glomsim sweep; choose another path"
+            )
+        if attrs and attrs.get("sweep_ready") and resume:
+            if attrs["sweep_hash"] != spec.content_hash():
+                raise ValueError(
+                    f"store {store!r} holds a different sweep (it differs in "
+                    f"{_differences(attrs.get('sweep_spec', ''), spec)}); resume=False "
+                    "(--no-resume) replaces it, or choose another path"
+                )
+            _remove_partials(path)
+            return read_all_status(store, layout)
+        if not empty:
+            # not resuming, or a template cut short (so no run was recorded): start over
+            shutil.rmtree(path)
+    ds, encoding = layout.template()
+    ds.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
+    _update_attrs(store, {"sweep_ready": 1})
+    return np.zeros(layout.shape, dtype=np.int8)
+
+
+def _remove_partials(path: Path) -> None:
+    # a chunk whose write was killed leaves zarr's temporary file beside it; the chunk
+    # itself is untouched (the rename never happened), so the leftover is only clutter
+    for p in path.rglob("*.partial"):
+        p.unlink(missing_ok=True)
+
+
+def _update_attrs(store: str, attrs: dict) -> None:
+    import zarr
+
+    zarr.open_group(store, mode="r+").attrs.update(attrs)
+
+
+def read_status(store: str, layout: Layout, index: int) -> int:
+    import zarr
+
+    return int(zarr.open_array(store, path="status", mode="r")[layout.position(index)])
+
+
+def read_all_status(store: str, layout: Layout) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_array(store, path="status", mode="r")[...], dtype=np.int8)
+
+
+def _cell(layout: Layout, name: str, value):
+    """The run's value of ``name`` as an array with leading length-1 run dims."""
+    dtype = layout.dtypes[name]
+    extra = layout.var_shape(name)
+    out = np.full(extra, _fill(dtype), dtype=dtype)
+    if value is not None:
+        value = np.asarray(value)
+        if name == "error" or value.ndim == 0:
+            out = np.asarray(value, dtype=dtype).reshape(extra)
+        else:
+            # runs with fewer levels than the sweep's widest leave the rest as fill
+            out[tuple(slice(0, n) for n in value.shape)] = value
+    return out.reshape((1,) * len(layout.dims) + extra)
+
+
+def write_run(store: str, layout: Layout, index: int, values: dict | None, error: str) -> int:
+    """Write a run's data and error into its region, then its status; returns the status."""
+    import xarray as xr
+
+    region = layout.region(index)
+    run_dims = layout.dims
+    try:
+        if values is None:
+            values = {}
+        data = {
+            name: (run_dims + SWEEP_VARIABLES[name].dims, _cell(layout, name, values.get(name)))
+            for name in layout.dtypes
+            if name not in ("status", "error")
+        }
+    except (ValueError, TypeError, IndexError) as exc:
+        error = f"writing the result failed: {type(exc).__name__}: {exc}"
+        data = {
+            name: (run_dims + SWEEP_VARIABLES[name].dims, _cell(layout, name, None))
+            for name in layout.dtypes
+            if name not in ("status", "error")
+        }
+    status = FAILED if error else DONE
+    data["error"] = (run_dims, _cell(layout, "error", error))
+    xr.Dataset(data).to_zarr(store, region=region, mode="r+", consolidated=False)
+    # the status last: a run counts as done only once everything above is on disk
+    flag = np.full((1,) * len(run_dims), status, dtype=np.int8)
+    xr.Dataset({"status": (run_dims, flag)}).to_zarr(
+        store, region=region, mode="r+", consolidated=False
+    )
+    return status
+
+
+def finish(store: str, layout: Layout, *, seconds: float, skipped: int) -> dict:
+    """Count done/failed/pending runs and the failure reasons into the root attrs."""
+    import zarr
+
+    status = read_all_status(store, layout)
+    failed = status == FAILED
+    reasons = Counter()
+    if failed.any():
+        errors = zarr.open_array(store, path="error", mode="r")[...]
+        reasons.update(str(e) for e in np.asarray(errors)[failed])
+    attrs = {
+        "sweep_done": int((status == DONE).sum()),
+        "sweep_failed": int(failed.sum()),
+        "sweep_pending": int((status == PENDING).sum()),
+        "sweep_failures": json.dumps(
+            [{"error": e, "count": n} for e, n in reasons.most_common(_MAX_REASONS)]
+        ),
+        "sweep_seconds": round(float(seconds), 3),
+        "sweep_skipped": int(skipped),
+    }
+    _update_attrs(store, attrs)
+    return attrs
