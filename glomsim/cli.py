@@ -353,7 +353,10 @@ def build_parser():
     c = sub.add_parser("default-config", help="print the built-in run's config (TOML)")
     c.set_defaults(func=cmd_default_config)
 
+    from .demo import register_cli as register_demo
     from .sweep import register_cli as register_sweep
+
+    register_demo(sub)
 
     register_sweep(sub)
     # a bad sweep spec is a ValueError naming the field: a usage error, exit code 2
