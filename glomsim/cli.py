@@ -155,7 +155,16 @@ def cmd_run(args):
         raise UsageError(f"--output={str(out)!r}: the suffix must be .zarr or .nc")
     if out.exists() and not args.overwrite:
         raise UsageError(f"--output={str(out)!r} exists; pass --overwrite to replace it")
-    w = random_weights(cfg, cfg.seed)
+    if args.weights:
+        from .weights import load_weights
+
+        try:
+            w = load_weights(args.weights)
+            w.check(cfg)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"--weights={args.weights}: {exc}") from exc
+    else:
+        w = random_weights(cfg, cfg.seed)
     scene = None if args.no_scene else _scene_for(cfg, cfg.seed)
     t0 = time.perf_counter()
     ds = simulate(cfg, w, inputs=scene, record_every=args.record_every, progress=not args.quiet)
@@ -323,6 +332,7 @@ def build_parser():
     r.add_argument("config", nargs="?", help="config .toml/.json (default: the built-in run)")
     r.add_argument("-o", "--output", default="glomsim-out/run.zarr", help="output .zarr or .nc")
     r.add_argument("--steps", type=int, help="override the config's steps")
+    r.add_argument("--weights", help="weights .npz (e.g. from glomsim train); default random")
     r.add_argument("--record-every", type=int, default=1, help="keep every k-th step")
     r.add_argument("--no-scene", action="store_true", help="zero inputs instead of a scene")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -355,8 +365,11 @@ def build_parser():
 
     from .demo import register_cli as register_demo
     from .sweep import register_cli as register_sweep
+    from .train import register_cli as register_train
 
     register_demo(sub)
+    register_train(sub)
+    sub.choices["train"].set_defaults(usage_errors=(ValueError,))
 
     register_sweep(sub)
     # a bad sweep spec is a ValueError naming the field: a usage error, exit code 2

@@ -91,3 +91,23 @@ def test_analyze_and_plot_a_scene_run(tmp_path, capsys):
 def test_analyze_missing_store_is_a_usage_error(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "none.zarr")]) == 2
     assert "no such dataset" in capsys.readouterr().err
+
+
+def test_train_then_run_with_learned_weights(tmp_path, capsys):
+    cfg = gs.GlomConfig(levels=3, dim=8, grid=(8, 8), steps=4, normalize="l2")
+    conf = tmp_path / "c.toml"
+    conf.write_text(cfg.to_toml())
+    w = tmp_path / "w.npz"
+    assert main(["train", str(conf), "-o", str(w), "--scenes", "2", "--epochs", "2"]) == 0
+    learned = gs.load_weights(w)
+    assert learned.meta["kind"] == "learned"
+    out = tmp_path / "r.zarr"
+    assert main(["run", str(conf), "-o", str(out), "--weights", str(w), "-q"]) == 0
+    _, w2, ds = gs.load_run(out)
+    assert w2 == learned and ds.attrs["weights_kind"] == "learned"
+    capsys.readouterr()
+    assert main(["train", str(conf), "-o", str(w), "--epochs", "0"]) == 2
+    assert "epochs" in capsys.readouterr().err
+    bad = gs.GlomConfig(levels=2, dim=8, grid=(8, 8))
+    conf.write_text(bad.to_toml())
+    assert main(["run", str(conf), "-o", str(tmp_path / "x.zarr"), "--weights", str(w)]) == 2
