@@ -6,6 +6,13 @@ only when a function that needs them is first called.
 
 from __future__ import annotations
 
+import os as _os
+
+# Idle OpenMP threads (numba's layer, torch's) spin by default; on a shared 2-core machine
+# that made small parallel steps 50-100x slower. libgomp reads this once, when it is first
+# loaded, so it is set at import; a value the user already set wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .config import Attention, GlomConfig, Mix
 
 # eager, and after the submodule import, so that ``glomsim.simulate`` is the function;

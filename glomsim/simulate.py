@@ -475,6 +475,20 @@ def simulate(
     return _dataset(cfg, weights, out, times, tokens, labels, extra=extra)
 
 
+_CONTROLLER = None
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (it scans every loaded
+    library: milliseconds that dominated short runs)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
 def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, settle, partial):
     """Step from ``state0`` ((L, N, D), or (M, L, N, D) for M members) and return the
     recorded states, their step indices and the last step computed."""
@@ -495,9 +509,7 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
     last = 0
     # One BLAS thread: OpenBLAS's idle threads spin and, beside numba's parallel kernels,
     # made a step 100x slower on 2 cores. The fused kernel spreads work over numba's threads.
-    from threadpoolctl import threadpool_limits
-
-    limits = threadpool_limits(1, user_api="blas")
+    limits = _blas_controller().limit(limits=1, user_api="blas")
     import numba
 
     threads = numba.get_num_threads()
