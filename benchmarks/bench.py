@@ -221,16 +221,16 @@ def bench_scaling(threads, sides=(32, 48, 64, 96, 128), dim=32, levels=3, radius
 
 
 _MEMORY_SCRIPT = """
-import resource, sys, numpy as np, glomsim as gs
+import sys, tracemalloc, numpy as np, glomsim as gs
 side, steps, every = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cfg = gs.GlomConfig(levels=5, dim=64, grid=(side, side), steps=steps,
                     attention=gs.Attention(radius=2.0))
 w = gs.random_weights(cfg, seed=0)
-gs.simulate(cfg, w, steps=2)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+gs.simulate(cfg, w, steps=2)  # compile (LLVM's own peak is not the run's)
+tracemalloc.start()  # numpy's allocations are traced; numba's small temporaries are not
 ds = gs.simulate(cfg, w, record_every=every)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(base * 1024, peak * 1024, ds.embedding.nbytes)
+current, peak = tracemalloc.get_traced_memory()
+print(0, peak, ds.embedding.nbytes)
 """
 
 
