@@ -65,6 +65,11 @@ def warmup(verbose: bool = False) -> float:
                     dtype=dtype,
                 )
                 simulate(cfg, random_weights(cfg, seed=0), inputs=np.ones((4, 4)))
+        # the level-by-level kernels that custom rules go through
+        cfg = GlomConfig(levels=2, dim=4, grid=(2, 2), steps=1, dtype=dtype)
+        for attention in (Attention(kernel="dot", radius=1.5), Attention(kernel="dot")):
+            simulate(cfg.replace(attention=attention), random_weights(cfg, seed=0),
+                     rule=lambda p, b, t, a, m: p)  # fmt: skip
         if verbose:
             print(f"compiled {dtype} kernels")
     return time.perf_counter() - t0
