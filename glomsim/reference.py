@@ -16,7 +16,6 @@ State ``E`` has shape (levels, columns, dim). One step::
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from .config import Attention, GlomConfig
 from .weights import GlomWeights
@@ -47,6 +46,8 @@ def bounded_tolerance(dtype) -> float:
 
 def gelu(x):
     """Exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2)))."""
+    from scipy.special import erf  # here, not at import: simulate uses this module's constants
+
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
 
 
