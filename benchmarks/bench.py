@@ -140,7 +140,9 @@ def bench_config(name, threads, repeats, with_reference):
         init = prepare_init(cfg, w, None)
 
         def ref_run():
-            with threadpool_limits(threads, user_api="blas"):
+            # one BLAS thread: OpenBLAS's threads spin after a call and, interleaved, would
+            # slow the next peer's numba threads (the reference's speed is not the point)
+            with threadpool_limits(1, user_api="blas"):
                 reference.simulate(cfg, w, tokens, init, steps=2)
 
         fns["reference"] = ref_run
