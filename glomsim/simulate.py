@@ -195,6 +195,12 @@ class _Plan:
         # rows per task: big enough that BLAS amortises packing the weights (measured best
         # near N/2 up to 256 rows), a function of N only so results never depend on threads
         self.block = int(min(256, max(8, N // 2)))
+        # members per task: members sharing one set of nets run them as one product over
+        # all their rows (about 256); one member per task when each has its own nets
+        shared = len(wlist) == 1
+        self.group = 256 // N if (shared and members > 1 and N <= 128) else 1
+        if self.group > 1:
+            self.block = N
         if self.identity:
             z4, z3 = np.zeros((1, 1, 1, 1), dtype=dt), np.zeros((1, 1, 1), dtype=dt)
             self.nets = (z4, z3, z4, z3, z4, z3, z4, z3)
@@ -323,6 +329,7 @@ class _Plan:
             self.kernels, self.self_excl, self.params, self.dense, self.indptr_all,
             self.indices_all, self.max_k, self.norms_all, self.sqnorms_all, self.keyT,
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
+            self.group,
         )  # fmt: skip
 
     def step_by_level(self, prev, delayed, inputs, t, out, rule=None):

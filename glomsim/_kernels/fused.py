@@ -149,36 +149,44 @@ def _local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, o
             out_row[k] += a * x[j, k]
 
 
-@njit
+@njit(fastmath={"reassoc", "contract"})
 def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
-    """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x."""
+    """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x.
+
+    The kernel is chosen once per row, outside the loop over columns, so each loop is a
+    plain vectorisable pass; self-exclusion is applied to the one diagonal entry after.
+    """
     m = att.shape[0]
     N = x.shape[0]
     beta, inv_sqrt_d, self_score = p[0], p[2], p[3]
     zero = beta - beta
+    two = beta - beta + 2
     s = np.dot(x[r0 : r0 + m], keyT)
     lonely = False
     for r in range(m):
         i = r0 + r
         row = s[r]
+        if kernel == DOT:
+            for j in range(N):
+                row[j] = beta * row[j]
+        elif kernel == COSINE:
+            ni = norms[i]
+            for j in range(N):
+                den = ni * norms[j]
+                row[j] = beta * (row[j] / den) if den > 0 else zero
+        elif kernel == GAUSSIAN:
+            # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; the |x_i|^2 term cancels in softmax
+            for j in range(N):
+                row[j] = -beta * (sqnorms[j] - two * row[j])
+        else:
+            c = beta * inv_sqrt_d
+            for j in range(N):
+                row[j] = c * row[j]
+        if self_excluded:
+            row[i] = self_score if kernel == GLOM_PYTORCH else -np.inf
         mx = -np.inf
         for j in range(N):
-            g = row[j]
-            if kernel == DOT:
-                score = beta * g
-            elif kernel == COSINE:
-                den = norms[i] * norms[j]
-                score = beta * (g / den) if den > 0 else zero
-            elif kernel == GAUSSIAN:
-                # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; the |x_i|^2 term cancels in softmax
-                score = -beta * (sqnorms[j] - 2 * g)
-            else:
-                score = beta * g * inv_sqrt_d
-            if j == i and self_excluded:
-                score = self_score if kernel == GLOM_PYTORCH else -np.inf
-            row[j] = score
-            if score > mx:
-                mx = score
+            mx = row[j] if row[j] > mx else mx
         if mx == -np.inf:
             lonely = True
             for j in range(N):
@@ -189,8 +197,9 @@ def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
             e = math.exp(row[j] - mx)
             row[j] = e
             total += e
+        inv = (zero + 1) / total
         for j in range(N):
-            row[j] = row[j] / total
+            row[j] = row[j] * inv
     np.dot(s, x, att)
     if lonely:
         for r in range(m):
@@ -209,39 +218,50 @@ def step_all(
     identity, mix,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, keyT,
-    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group,
 ):  # fmt: skip
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
     codes carry a leading member axis of length M or 1 (shared by all members).
 
+    A task is (level, ``group`` members, a block of ``block`` rows). With shared nets a
+    group of whole members runs its nets as one matrix product over all its rows, so an
+    ensemble of small runs makes few large BLAS calls instead of many tiny ones.
     ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0.
     ``indptr`` (L, N+1) points into the concatenated ``indices`` of all levels.
     """
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
     nb = (N + block - 1) // block
-    for task in prange(M * L * nb):
-        member = task // (L * nb)
-        level = (task // nb) % L
-        wm = 0 if shared else member
+    ng = (M + group - 1) // group
+    for task in prange(L * ng * nb):
+        level = task // (ng * nb)
+        g0 = ((task // nb) % ng) * group
+        g1 = min(M, g0 + group)
+        G = g1 - g0
+        wm = 0 if shared else g0
         r0 = (task % nb) * block
         r1 = min(N, r0 + block)
         m = r1 - r0
+        rows = G * m
         w = mix[level]
         zero = w[0] - w[0]
         total = zero
         for c in range(4):
             if w[c] > 0:
                 total += w[c]
-        acc = np.zeros((m, D), dtype=prev.dtype)
+        acc = np.zeros((rows, D), dtype=prev.dtype)
         if w[0] > 0:
-            if level == 0:
-                below = inputs[member, r0:r1]
-            else:
-                below = prev[member, level - 1, r0:r1]
-            if identity:
+            below = np.empty((rows, D), dtype=prev.dtype)
+            for gm in range(G):
                 for r in range(m):
+                    for k in range(D):
+                        if level == 0:
+                            below[gm * m + r, k] = inputs[g0 + gm, r0 + r, k]
+                        else:
+                            below[gm * m + r, k] = prev[g0 + gm, level - 1, r0 + r, k]
+            if identity:
+                for r in range(rows):
                     for k in range(D):
                         acc[r, k] += w[0] * below[r, k]
             else:
@@ -249,16 +269,20 @@ def step_all(
                 _gelu_rows(h, bu_b1[wm, level], fast_erf, erf_c, gelu_c)
                 y = np.dot(h, bu_w2[wm, level])
                 b2 = bu_b2[wm, level]
-                for r in range(m):
+                for r in range(rows):
                     for k in range(D):
                         acc[r, k] += w[0] * (y[r, k] + b2[k])
         if level < L - 1 and w[1] > 0:
-            above = np.empty((m, D), dtype=prev.dtype)
-            for r in range(m):
-                for k in range(D):
-                    above[r, k] = delayed[member, level + 1, r0 + r, k] + pos[wm, r0 + r, k]
-            if identity:
+            above = np.empty((rows, D), dtype=prev.dtype)
+            for gm in range(G):
+                pm = 0 if shared else g0 + gm
                 for r in range(m):
+                    for k in range(D):
+                        above[gm * m + r, k] = (
+                            delayed[g0 + gm, level + 1, r0 + r, k] + pos[pm, r0 + r, k]
+                        )
+            if identity:
+                for r in range(rows):
                     for k in range(D):
                         acc[r, k] += w[1] * above[r, k]
             else:
@@ -266,53 +290,56 @@ def step_all(
                 _gelu_rows(h, td_b1[wm, level], fast_erf, erf_c, gelu_c)
                 y = np.dot(h, td_w2[wm, level])
                 b2 = td_b2[wm, level]
-                for r in range(m):
+                for r in range(rows):
                     for k in range(D):
                         acc[r, k] += w[1] * (y[r, k] + b2[k])
-        x = prev[member, level]
-        if w[2] > 0:
-            for r in range(m):
-                for k in range(D):
-                    acc[r, k] += w[2] * x[r0 + r, k]
-        if w[3] > 0:
-            att = np.empty((m, D), dtype=prev.dtype)
-            if dense[level]:
-                _dense_block(
-                    x, r0, kernels[level], self_excl[level], params[level], norms[member, level],
-                    sqnorms[member, level], keyT[member, level], att,
-                )  # fmt: skip
-            else:
-                scores = np.empty(max_k, dtype=prev.dtype)
+        for gm in range(G):
+            member = g0 + gm
+            x = prev[member, level]
+            a0 = gm * m
+            if w[2] > 0:
                 for r in range(m):
-                    _local_row(
-                        x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
-                        params[level], norms[member, level], scores, att[r],
+                    for k in range(D):
+                        acc[a0 + r, k] += w[2] * x[r0 + r, k]
+            if w[3] > 0:
+                att = np.empty((m, D), dtype=prev.dtype)
+                if dense[level]:
+                    _dense_block(
+                        x, r0, kernels[level], self_excl[level], params[level],
+                        norms[member, level], sqnorms[member, level], keyT[member, level], att,
                     )  # fmt: skip
+                else:
+                    scores = np.empty(max_k, dtype=prev.dtype)
+                    for r in range(m):
+                        _local_row(
+                            x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
+                            params[level], norms[member, level], scores, att[r],
+                        )  # fmt: skip
+                for r in range(m):
+                    for k in range(D):
+                        acc[a0 + r, k] += w[3] * att[r, k]
+            o = out[member, level]
             for r in range(m):
+                i = r0 + r
                 for k in range(D):
-                    acc[r, k] += w[3] * att[r, k]
-        o = out[member, level]
-        for r in range(m):
-            i = r0 + r
-            for k in range(D):
-                o[i, k] = acc[r, k] / total
-            if norm_id == L2:
-                s = zero
-                for k in range(D):
-                    s += o[i, k] * o[i, k]
-                nrm = math.sqrt(s)
-                for k in range(D):
-                    o[i, k] = o[i, k] / nrm if nrm > 0 else zero
-            elif norm_id == LAYERNORM:
-                mean = zero
-                for k in range(D):
-                    mean += o[i, k]
-                mean = mean / D
-                var = zero
-                for k in range(D):
-                    diff = o[i, k] - mean
-                    var += diff * diff
-                var = var / D
-                den = math.sqrt(var + ln_eps)
-                for k in range(D):
-                    o[i, k] = (o[i, k] - mean) / den
+                    o[i, k] = acc[a0 + r, k] / total
+                if norm_id == L2:
+                    s = zero
+                    for k in range(D):
+                        s += o[i, k] * o[i, k]
+                    nrm = math.sqrt(s)
+                    for k in range(D):
+                        o[i, k] = o[i, k] / nrm if nrm > 0 else zero
+                elif norm_id == LAYERNORM:
+                    mean = zero
+                    for k in range(D):
+                        mean += o[i, k]
+                    mean = mean / D
+                    var = zero
+                    for k in range(D):
+                        diff = o[i, k] - mean
+                        var += diff * diff
+                    var = var / D
+                    den = math.sqrt(var + ln_eps)
+                    for k in range(D):
+                        o[i, k] = (o[i, k] - mean) / den
