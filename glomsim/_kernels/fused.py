@@ -149,8 +149,43 @@ def _local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, o
             out_row[k] += a * x[j, k]
 
 
+@njit(inline="always")
+def _exp_rows_f32(row, mx, ec):
+    """row[j] <- exp(row[j] - mx) in float32 (all arguments <= 0), returning the sum.
+
+    Branch-free so LLVM vectorises it: 2^n 2^f with n = round(x log2 e), |f| <= 1/2, 2^f by
+    its Taylor series to f^6 (relative error < 4e-6 near underflow, ~1e-7 elsewhere), 2^-n
+    by multiplying the powers 2^-(2^b) of n's bits; below -87 the result is 0.
+    """
+    log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
+    lo, q1, q2, q4, q8 = ec[24], ec[25], ec[26], ec[27], ec[28]
+    q16, q32, q64 = ec[29], ec[30], ec[31]
+    ezero, xmin, ehalf, eone = ec[32], ec[33], ec[14], ec[16]
+    etotal = ezero
+    for jj in range(row.shape[0]):
+        xx = row[jj] - mx
+        tt = xx * log2e
+        nn = math.floor(tt + ehalf)
+        nn = nn if nn > lo else lo
+        fr = (tt - nn) * ln2
+        poly = eone + fr * (eone + fr * (k2 + fr * (k3 + fr * (k4 + fr * (k5 + fr * k6)))))
+        bits = np.int32(-nn)
+        sc = eone
+        sc = sc * q1 if (bits & 1) != 0 else sc
+        sc = sc * q2 if (bits & 2) != 0 else sc
+        sc = sc * q4 if (bits & 4) != 0 else sc
+        sc = sc * q8 if (bits & 8) != 0 else sc
+        sc = sc * q16 if (bits & 16) != 0 else sc
+        sc = sc * q32 if (bits & 32) != 0 else sc
+        sc = sc * q64 if (bits & 64) != 0 else sc
+        ee = poly * sc if xx > xmin else ezero
+        row[jj] = ee
+        etotal += ee
+    return etotal
+
+
 @njit(fastmath={"reassoc", "contract"})
-def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
+def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fast, ec):
     """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x.
 
     The kernel is chosen once per row, outside the loop over columns, so each loop is a
@@ -179,9 +214,9 @@ def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
             for j in range(N):
                 row[j] = -beta * (sqnorms[j] - two * row[j])
         else:
-            c = beta * inv_sqrt_d
+            scale = beta * inv_sqrt_d
             for j in range(N):
-                row[j] = c * row[j]
+                row[j] = scale * row[j]
         if self_excluded:
             row[i] = self_score if kernel == GLOM_PYTORCH else -np.inf
         mx = -np.inf
@@ -192,11 +227,14 @@ def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att):
             for j in range(N):
                 row[j] = zero
             continue
-        total = zero
-        for j in range(N):
-            e = math.exp(row[j] - mx)
-            row[j] = e
-            total += e
+        if fast:
+            total = _exp_rows_f32(row, mx, ec)
+        else:
+            total = zero
+            for j in range(N):
+                e = math.exp(row[j] - mx)
+                row[j] = e
+                total += e
         inv = (zero + 1) / total
         for j in range(N):
             row[j] = row[j] * inv
@@ -307,6 +345,7 @@ def step_all(
                     _dense_block(
                         x, r0, kernels[level], self_excl[level], params[level],
                         norms[member, level], sqnorms[member, level], keyT[member, level], att,
+                        fast_erf, erf_c,
                     )  # fmt: skip
                 else:
                     scores = np.empty(max_k, dtype=prev.dtype)
