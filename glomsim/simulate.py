@@ -237,14 +237,11 @@ class _Plan:
 
     # ----- contributions ----------------------------------------------------------------
     def _mlp(self, x, prefix, level, out):
-        from ._kernels.mlp import ERF_F32, bias_gelu, bias_gelu_f32
+        from ._kernels.mlp import ERF_F32, bias_gelu
 
         W = self.W
         np.matmul(x, W[prefix + "_w1"][level], out=self.hbuf)
-        if self.dtype == np.float32:
-            bias_gelu_f32(self.hbuf, W[prefix + "_b1"][level], ERF_F32)
-        else:
-            bias_gelu(self.hbuf, W[prefix + "_b1"][level], self.gelu_consts)
+        bias_gelu(self.hbuf, W[prefix + "_b1"][level], self.fast_erf, ERF_F32, self.gelu_consts)
         np.matmul(self.hbuf, W[prefix + "_w2"][level], out=out)
         return out, W[prefix + "_b2"][level]
 
@@ -380,6 +377,24 @@ class _Plan:
         out[level] = normalize(new.astype(self.dtype), self.cfg.normalize)
 
 
+def _check_run_args(cfg, steps, record_every, stop_when_settled):
+    """Validate the run options shared by simulate and simulate_ensemble; the step count."""
+    steps = cfg.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps={steps!r} must be an integer >= 0")
+    if (
+        isinstance(record_every, bool)
+        or not isinstance(record_every, (int, np.integer))
+        or record_every < 1
+    ):
+        raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
+    if stop_when_settled is not None and not (
+        isinstance(stop_when_settled, (int, float)) and stop_when_settled > 0
+    ):
+        raise ValueError(f"stop_when_settled={stop_when_settled!r} must be a number > 0 or None")
+    return int(steps)
+
+
 def _check_rule(rule):
     if rule is not None and not callable(rule):
         raise TypeError(
@@ -455,19 +470,7 @@ def simulate(
     if not isinstance(weights, GlomWeights):
         raise TypeError(f"weights must be GlomWeights or None, got {type(weights).__name__}")
     weights.check(cfg)
-    steps = cfg.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps={steps!r} must be an integer >= 0")
-    if (
-        isinstance(record_every, bool)
-        or not isinstance(record_every, (int, np.integer))
-        or record_every < 1
-    ):
-        raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
-    if stop_when_settled is not None and not (
-        isinstance(stop_when_settled, (int, float)) and stop_when_settled > 0
-    ):
-        raise ValueError(f"stop_when_settled={stop_when_settled!r} must be a number > 0 or None")
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled)
     _check_rule(rule)
     tokens, labels = prepare_inputs(cfg, weights, inputs)
     state0 = prepare_init(cfg, weights, init)
@@ -656,15 +659,7 @@ def simulate_ensemble(
         w.check(cfg)
     if len({w.identity for w in wlist}) > 1:
         raise ValueError("weights: mix of identity and non-identity weights in one ensemble")
-    steps = cfg.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps={steps!r} must be an integer >= 0")
-    if (
-        isinstance(record_every, bool)
-        or not isinstance(record_every, (int, np.integer))
-        or record_every < 1
-    ):
-        raise ValueError(f"record_every={record_every!r} must be an integer >= 1")
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled)
     per = [wlist[m] if len(wlist) > 1 else wlist[0] for m in range(M)]
     tokens, labels = [], []
     for m in range(M):

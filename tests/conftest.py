@@ -27,3 +27,15 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Tiny runs: on a shared 2-core machine, synchronising numba's threads costs more than
+    the work, so a module of them runs on one thread. Results do not depend on it."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)

@@ -11,18 +11,7 @@ import glomsim as gs
 from analysis.stability import lyapunov, perturbation_recovery, stability
 from glomsim.reference import neighbourhood
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_numba_thread():
-    """These runs are tiny: on a shared 2-core machine, synchronising numba's threads costs
-    far more than the work (milliseconds per step), so run them on one thread. Results do not
-    depend on the thread count."""
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def _mixing_matrix(cfg, w_prev, w_att):

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from .fused import _local_row
 from .jit import njit, prange
 
 DOT, COSINE, GAUSSIAN, BOUNDED, GLOM_PYTORCH = 0, 1, 2, 3, 4
@@ -26,84 +27,19 @@ def row_norms(x, out):
 
 @njit(parallel=True)
 def local_attention(x, indptr, indices, kernel, self_excluded, params, norms, scores, out):
-    """out[i] = sum_j A[i, j] x[j] over j in indices[indptr[i]:indptr[i+1]].
+    """out[i] = sum_j A[i, j] x[j] over j in indices[indptr[i]:indptr[i+1]], columns in
+    parallel (the row itself is :func:`glomsim._kernels.fused._local_row`).
 
     For glom_pytorch with ``self_excluded`` the neighbour list still holds i, scored
     with params[3]; for the other kernels the list already leaves i out. A column with
     no attended neighbour gets its own embedding. ``scores`` is scratch of length nnz
     (each column writes only its own segment, so threads never share a slot).
     """
-    n, d = x.shape
-    beta = params[0]
-    bound = params[1]
-    inv_sqrt_d = params[2]
-    self_score = params[3]
-    tiny = params[4]
-    for i in prange(n):
-        start = indptr[i]
-        end = indptr[i + 1]
-        zero = beta - beta
-        for k in range(d):
-            out[i, k] = zero
-        if end == start:
-            for k in range(d):
-                out[i, k] = x[i, k]
-            continue
-        if kernel == BOUNDED:
-            count = 0
-            for p in range(start, end):
-                j = indices[p]
-                s = zero
-                for k in range(d):
-                    diff = x[i, k] - x[j, k]
-                    s += diff * diff
-                if math.sqrt(s) <= bound:
-                    count += 1
-                    for k in range(d):
-                        out[i, k] += x[j, k]
-            if count == 0:
-                for k in range(d):
-                    out[i, k] = x[i, k]
-            else:
-                for k in range(d):
-                    out[i, k] = out[i, k] / count
-            continue
-        m = -np.inf
-        for p in range(start, end):
-            j = indices[p]
-            if kernel == GAUSSIAN:
-                s = zero
-                for k in range(d):
-                    diff = x[i, k] - x[j, k]
-                    s += diff * diff
-                score = -beta * s
-            else:
-                s = zero
-                for k in range(d):
-                    s += x[i, k] * x[j, k]
-                if kernel == DOT:
-                    score = beta * s
-                elif kernel == COSINE:
-                    den = norms[i] * norms[j]
-                    score = beta * (s / den) if den > 0 else zero
-                else:  # GLOM_PYTORCH
-                    if self_excluded and j == i:
-                        score = self_score
-                    else:
-                        score = beta * (s / max(norms[j], tiny)) * inv_sqrt_d
-            scores[p] = score
-            if score > m:
-                m = score
-        total = zero
-        for p in range(start, end):
-            e = math.exp(scores[p] - m)
-            scores[p] = e
-            total += e
-        for p in range(start, end):
-            j = indices[p]
-            a = scores[p] / total
-            for k in range(d):
-                out[i, k] += a * x[j, k]
+    for i in prange(x.shape[0]):
+        _local_row(
+            x, i, indptr, indices, kernel, self_excluded, params, norms,
+            scores[indptr[i] : indptr[i + 1]], out[i],
+        )  # fmt: skip
 
 
 @njit(parallel=True)

@@ -7,10 +7,9 @@ float32's resolution of the GELU output) that LLVM vectorises: about 0.3 ns an e
 float64 keeps libm's erf so that float64 runs match the reference to 1e-10.
 """
 
-import math
-
 import numpy as np
 
+from .fused import _gelu_rows
 from .jit import njit, prange
 
 #: erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4]; outside, erf = +-1 to float32 precision.
@@ -57,36 +56,9 @@ ERF_F32 = np.array(
 
 
 @njit(parallel=True)
-def bias_gelu(h, b, consts):
-    """h[i, k] <- gelu(h[i, k] + b[k]) with the exact (erf) GELU.
-
-    ``consts`` = [0.5, 1/sqrt(2), 1] in h's dtype, so float32 stays float32.
-    """
-    n, m = h.shape
-    half = consts[0]
-    inv_sqrt2 = consts[1]
-    one = consts[2]
-    for i in prange(n):
-        for k in range(m):
-            z = h[i, k] + b[k]
-            h[i, k] = half * z * (one + math.erf(z * inv_sqrt2))
-
-
-@njit(parallel=True)
-def bias_gelu_f32(h, b, c):
-    """float32 h[i, k] <- gelu(h[i, k] + b[k]), erf by the rational ``ERF_F32`` (in ``c``)."""
-    n, m = h.shape
-    a1, a3, a5, a7, a9, a11, a13 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-    b0, b2, b4, b6, b8 = c[7], c[8], c[9], c[10], c[11]
-    lo, hi, half, inv_sqrt2, one = c[12], c[13], c[14], c[15], c[16]
-    for i in prange(n):
-        row = h[i]
-        for k in range(m):
-            z = row[k] + b[k]
-            x = z * inv_sqrt2
-            x = hi if x > hi else x
-            x = lo if x < lo else x
-            x2 = x * x
-            p = ((((((a13 * x2 + a11) * x2 + a9) * x2 + a7) * x2 + a5) * x2 + a3) * x2 + a1) * x
-            q = (((b8 * x2 + b6) * x2 + b4) * x2 + b2) * x2 + b0
-            row[k] = half * z * (one + p / q)
+def bias_gelu(h, b, fast, c, gc):
+    """h[i, k] <- gelu(h[i, k] + b[k]) in place, rows in parallel; ``fast`` selects the
+    vectorised rational erf (float32, constants ``c`` = ERF_F32), else libm's erf with
+    ``gc`` = [0.5, 1/sqrt(2), 1] in h's dtype."""
+    for i in prange(h.shape[0]):
+        _gelu_rows(h[i : i + 1], b, fast, c, gc)
