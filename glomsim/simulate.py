@@ -488,16 +488,32 @@ def simulate(
 
 
 _CONTROLLER = None
+_ALL_BLAS = None
 
 
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, made once (it scans every loaded
-    library: milliseconds that dominated short runs)."""
+def _blas_controller(everything: bool = False):
+    """threadpoolctl's handle on the BLAS that numba's ``np.dot`` calls (scipy's, through
+    ``scipy.linalg.cython_blas``), made once per process (scanning the loaded libraries
+    costs milliseconds). Only that library is limited while a run steps: limiting and
+    restoring numpy's own OpenBLAS as well woke its thread pool after every run, and its
+    spinning threads then made the next run's numba threads ~35% slower. Where numpy and
+    scipy share one BLAS, that one is limited."""
     global _CONTROLLER
     if _CONTROLLER is None:
+        import scipy.linalg.cython_blas  # noqa: F401 - load the library numba's np.dot uses
         from threadpoolctl import ThreadpoolController
 
-        _CONTROLLER = ThreadpoolController()
+        blas = ThreadpoolController().select(user_api="blas")
+        scipy_own = [lib.filepath for lib in blas.lib_controllers if "scipy.libs" in lib.filepath]
+        _CONTROLLER = blas.select(filepath=scipy_own) if scipy_own else blas
+    if everything:
+        # custom rules go level by level through numpy's matmul as well
+        global _ALL_BLAS
+        if _ALL_BLAS is None:
+            from threadpoolctl import ThreadpoolController
+
+            _ALL_BLAS = ThreadpoolController().select(user_api="blas")
+        return _ALL_BLAS
     return _CONTROLLER
 
 
@@ -521,7 +537,7 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
     last = 0
     # One BLAS thread: OpenBLAS's idle threads spin and, beside numba's parallel kernels,
     # made a step 100x slower on 2 cores. The fused kernel spreads work over numba's threads.
-    limits = _blas_controller().limit(limits=1, user_api="blas")
+    limits = _blas_controller(everything=rule is not None).limit(limits=1, user_api="blas")
     import numba
 
     threads = numba.get_num_threads()
