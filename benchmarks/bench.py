@@ -104,8 +104,10 @@ def bench_config(name, threads, repeats, with_reference):
 
     dim, levels, side, radius, iters = CONFIGS[name]
     n = side * side
-    k = n if math.isinf(radius) else sum(
-        1 for dy in range(-3, 4) for dx in range(-3, 4) if math.hypot(dy, dx) <= radius
+    k = (
+        n
+        if math.isinf(radius)
+        else sum(1 for dy in range(-3, 4) for dx in range(-3, 4) if math.hypot(dy, dx) <= radius)
     )
     pair = _glom_pair(dim, levels, side, radius)
     rng = np.random.default_rng(0)
@@ -168,8 +170,12 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
     if pair is not None:
         model, cfg, w = pair
     else:
-        cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side),
-                            attention=gs.Attention(kernel="glom_pytorch", include_self=False))
+        cfg = gs.GlomConfig(
+            levels=levels,
+            dim=dim,
+            grid=(side, side),
+            attention=gs.Attention(kernel="glom_pytorch", include_self=False),
+        )
         w = gs.random_weights(cfg, seed=0, patch_size=2)
     cfg = cfg.replace(steps=steps)
     rng = np.random.default_rng(1)
@@ -286,8 +292,10 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = dict(gemm_peak_gflops={t: gemm_peak(t) for t in args.threads}, rows=[])
-    print("float32 GEMM peak: " + ", ".join(
-        f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["gemm_peak_gflops"].items()))
+    print(
+        "float32 GEMM peak: "
+        + ", ".join(f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["gemm_peak_gflops"].items())
+    )
     for name in CONFIGS:
         if name not in only:
             continue
@@ -307,22 +315,32 @@ def main(argv=None):
         for threads in args.threads:
             row = bench_ensemble(threads, repeats, members=32 if args.quick else 256)
             result["rows"].append(row)
-            print(f"ensemble {threads}t: " + ", ".join(
-                f"{k} {v:.2f} s" for k, v in row["seconds"].items()) + "".join(
-                f", {k[11:]} x{v:.1f}" for k, v in row.items() if k.startswith("speedup_vs_")))
+            print(
+                f"ensemble {threads}t: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in row["seconds"].items())
+                + "".join(
+                    f", {k[11:]} x{v:.1f}" for k, v in row.items() if k.startswith("speedup_vs_")
+                )
+            )
     if "scaling" in only:
         scaling = {t: bench_scaling(t) for t in args.threads}
         result["scaling"] = scaling
         for t, rows in scaling.items():
-            print(f"scaling {t}t: " + ", ".join(
-                f"{r['columns']} cols {r['ms_per_step']:.1f} ms ({r['growth_vs_linear']:.2f}x lin)"
-                for r in rows))
+            print(
+                f"scaling {t}t: "
+                + ", ".join(
+                    f"{r['columns']} cols {r['ms_per_step']:.1f} ms ({r['growth_vs_linear']:.2f}x lin)"
+                    for r in rows
+                )
+            )
         _plot(scaling, out / "scaling.png")
     if "memory" in only:
         result["memory"] = bench_memory()
         for r in result["memory"]:
-            print(f"memory record_every={r['record_every']}: recorded {r['recorded_mb']:.1f} MB, "
-                  f"peak grew {r['peak_growth_mb']:.1f} MB ({r['ratio']:.2f}x)")
+            print(
+                f"memory record_every={r['record_every']}: recorded {r['recorded_mb']:.1f} MB, "
+                f"peak grew {r['peak_growth_mb']:.1f} MB ({r['ratio']:.2f}x)"
+            )
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out / 'bench.json'}")
     return result

@@ -22,8 +22,13 @@ import glomsim as gs
 from glomsim import reference
 from glomsim.simulate import prepare_init
 
-CONFIG = dict(levels=5, dim=64, grid=(32, 32), steps=20,
-              attention=gs.Attention(kernel="dot", beta=1.0, radius=2.0))
+CONFIG = dict(
+    levels=5,
+    dim=64,
+    grid=(32, 32),
+    steps=20,
+    attention=gs.Attention(kernel="dot", beta=1.0, radius=2.0),
+)
 
 
 def main(argv=None):
@@ -56,15 +61,28 @@ def main(argv=None):
                 reference.simulate(cfg, w, u, init)
                 t_ref.append(time.perf_counter() - t0)
         sim, ref = statistics.median(t_sim), statistics.median(t_ref)
-        rows.append(dict(threads=threads, simulate_s=sim, reference_s=ref,
-                         simulate_ms_per_step=1e3 * sim / cfg.steps,
-                         reference_ms_per_step=1e3 * ref / cfg.steps, ratio=ref / sim))
-    print(f"config: 32x32 columns, 5 levels, dim 64, radius 2, 20 steps, float32; "
-          f"agreement over 3 steps {err:.1e}")
-    print(f"{'threads':>7} {'simulate ms/step':>17} {'reference ms/step':>18} {'reference/simulate':>19}")
+        rows.append(
+            dict(
+                threads=threads,
+                simulate_s=sim,
+                reference_s=ref,
+                simulate_ms_per_step=1e3 * sim / cfg.steps,
+                reference_ms_per_step=1e3 * ref / cfg.steps,
+                ratio=ref / sim,
+            )
+        )
+    print(
+        f"config: 32x32 columns, 5 levels, dim 64, radius 2, 20 steps, float32; "
+        f"agreement over 3 steps {err:.1e}"
+    )
+    print(
+        f"{'threads':>7} {'simulate ms/step':>17} {'reference ms/step':>18} {'reference/simulate':>19}"
+    )
     for r in rows:
-        print(f"{r['threads']:>7} {r['simulate_ms_per_step']:>17.2f} "
-              f"{r['reference_ms_per_step']:>18.1f} {r['ratio']:>18.1f}x")
+        print(
+            f"{r['threads']:>7} {r['simulate_ms_per_step']:>17.2f} "
+            f"{r['reference_ms_per_step']:>18.1f} {r['ratio']:>18.1f}x"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(config="32x32x5x64 r2 20 steps", agreement=err, rows=rows), f, indent=1)
