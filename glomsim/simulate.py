@@ -306,17 +306,19 @@ class _Plan:
         """Write E[t] into ``out`` from E[t-1] (``prev``) and E[t-d] (``delayed``)."""
         if rule is None:
             return self.fused_step(prev, delayed, inputs, t, out)
-        return self.step_by_level(prev, delayed, inputs, t, out, rule)
+        mix = self.mix(t)
+        for level in range(self.cfg.levels):
+            below = inputs if level == 0 else prev[level - 1]
+            self._custom(prev, delayed, below, level, mix[level], out, rule, t)
 
     def fused_step(self, prev, delayed, inputs, t, out):
         """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
         (M, N, D)."""
         from ._kernels.fused import prepare_keys, step_all
+        from ._kernels.mlp import ERF_F32
 
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
-        from ._kernels.mlp import ERF_F32
-
         mix = self.mix(t).astype(self.dtype)
         if (mix[:, 3] > 0).any():
             prepare_keys(prev, self.kernels, self.dense, self.dtype.type(1e-12),
@@ -328,29 +330,6 @@ class _Plan:
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
             self.group,
         )  # fmt: skip
-
-    def step_by_level(self, prev, delayed, inputs, t, out, rule=None):
-        """One level at a time, through the separate kernels (custom rules use this)."""
-        from ._kernels.step import combine
-
-        L = self.cfg.levels
-        mix = self.mix(t)
-        for level in range(L):
-            w = mix[level]
-            below = inputs if level == 0 else prev[level - 1]
-            if rule is not None:
-                self._custom(prev, delayed, below, level, w, out, rule, t)
-                continue
-            wd = w.astype(self.dtype)
-            bu = td = att = self.zero_bias[None, :]  # placeholders, never read
-            bu_b = td_b = self.zero_bias
-            if w[0] > 0:
-                bu, bu_b = self.bottom_up(below, level)
-            if level < L - 1 and w[1] > 0:
-                td, td_b = self.top_down(delayed[level + 1], level)
-            if w[3] > 0:
-                att = self.attention(prev[level], level, self.att)
-            combine(out[level], prev[level], bu, bu_b, td, td_b, att, wd, self.norm_id, self.ln_eps)
 
     def _custom(self, prev, delayed, below, level, w, out, rule, t):
         from .reference import normalize

@@ -99,30 +99,23 @@ def test_csr_matches_dense_ball():
 @pytest.mark.parametrize("norm", ["none", "l2", "layernorm"])
 @pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_combine_matches_naive(norm, dtype, tol):
-    from glomsim._kernels.step import combine
-
+    """The fused step's combination and normalisation, with identity nets so that level 0's
+    contributions are known arrays: bottom-up = the inputs, top-down = level 1 of the delayed
+    state, attention over a radius-0 neighbourhood = the column's own previous embedding."""
     rng = np.random.default_rng(3)
     n, d = 7, 5
-    prev, bu, td, att = (rng.standard_normal((n, d)).astype(dtype) for _ in range(4))
+    prev, bu, td = (rng.standard_normal((n, d)).astype(dtype) for _ in range(3))
     bu[0] = 0.0  # a zero row under l2 stays zero only if all parts are zero: make one
-    prev[0] = td[0] = att[0] = 0.0
-    zero_b = np.zeros(d, dtype=dtype)
-    norm_id = {"none": 0, "l2": 1, "layernorm": 2}[norm]
+    prev[0] = td[0] = 0.0
     for w in ([1, 1, 1, 1], [0.5, 0, 2, 1], [0, 0, 1, 3], [2, 1, 0, 0]):
-        out = np.empty((n, d), dtype=dtype)
-        combine(
-            out,
-            prev,
-            bu,
-            zero_b,
-            td,
-            zero_b,
-            att,
-            np.array(w, dtype=dtype),
-            norm_id,
-            np.array(1e-5, dtype=dtype)[()],
-        )
-        want = naive.combine(prev, bu, td, att, w, norm)
-        assert _rel(out, want) < tol
+        cfg = gs.GlomConfig(levels=2, dim=d, grid=(1, n), dtype=dtype, normalize=norm,
+                            mix=gs.Mix(*w), attention=gs.Attention(radius=0.0))  # fmt: skip
+        plan = _Plan(cfg, gs.identity_weights(cfg))
+        state = np.stack([prev, rng.standard_normal((n, d)).astype(dtype)])
+        delayed = np.stack([state[0], td])
+        out = np.empty_like(state)
+        plan.fused_step(state, delayed, bu, 1, out)
+        want = naive.combine(prev, bu, td, prev, w, norm)
+        assert _rel(out[0], want) < tol
         if norm == "l2":
-            assert np.all(out[0] == 0)
+            assert np.all(out[0][0] == 0)

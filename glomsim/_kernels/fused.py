@@ -7,6 +7,9 @@ made a step up to 100x slower on 2 cores (idle OpenBLAS threads spin); here ther
 one pool of threads. Block boundaries depend on the number of columns only, never on the
 thread count, so results are the same for any number of threads.
 
+The built-in rule always runs here; custom rules go level by level through
+:mod:`glomsim._kernels.attention` and :mod:`glomsim._kernels.mlp`.
+
 Kernel ids: 0 dot, 1 cosine, 2 gaussian, 3 bounded, 4 glom_pytorch. Per-level attention
 scalars ``params[level]`` = [beta, bounded threshold, 1/sqrt(D), self score, 1e-12].
 """
@@ -47,6 +50,23 @@ def _gelu_rows(h, b, fast, c, gc):
             for k in range(n):
                 z = row[k] + b[k]
                 row[k] = half * z * (one + math.erf(z * inv_sqrt2))
+
+
+@njit
+def _add_net(acc, weight, x, identity, w1, b1, w2, b2, fast, c, gc):
+    """acc += weight * net(x), the net ``gelu(x w1 + b1) w2 + b2`` or the identity."""
+    rows, D = acc.shape
+    if identity:
+        for r in range(rows):
+            for k in range(D):
+                acc[r, k] += weight * x[r, k]
+        return
+    h = np.dot(x, w1)
+    _gelu_rows(h, b1, fast, c, gc)
+    y = np.dot(h, w2)
+    for r in range(rows):
+        for k in range(D):
+            acc[r, k] += weight * (y[r, k] + b2[k])
 
 
 @njit(parallel=True)
@@ -298,18 +318,8 @@ def step_all(
                             below[gm * m + r, k] = inputs[g0 + gm, r0 + r, k]
                         else:
                             below[gm * m + r, k] = prev[g0 + gm, level - 1, r0 + r, k]
-            if identity:
-                for r in range(rows):
-                    for k in range(D):
-                        acc[r, k] += w[0] * below[r, k]
-            else:
-                h = np.dot(below, bu_w1[wm, level])
-                _gelu_rows(h, bu_b1[wm, level], fast_erf, erf_c, gelu_c)
-                y = np.dot(h, bu_w2[wm, level])
-                b2 = bu_b2[wm, level]
-                for r in range(rows):
-                    for k in range(D):
-                        acc[r, k] += w[0] * (y[r, k] + b2[k])
+            _add_net(acc, w[0], below, identity, bu_w1[wm, level], bu_b1[wm, level],
+                     bu_w2[wm, level], bu_b2[wm, level], fast_erf, erf_c, gelu_c)  # fmt: skip
         if level < L - 1 and w[1] > 0:
             above = np.empty((rows, D), dtype=prev.dtype)
             for gm in range(G):
@@ -319,18 +329,8 @@ def step_all(
                         above[gm * m + r, k] = (
                             delayed[g0 + gm, level + 1, r0 + r, k] + pos[pm, r0 + r, k]
                         )
-            if identity:
-                for r in range(rows):
-                    for k in range(D):
-                        acc[r, k] += w[1] * above[r, k]
-            else:
-                h = np.dot(above, td_w1[wm, level])
-                _gelu_rows(h, td_b1[wm, level], fast_erf, erf_c, gelu_c)
-                y = np.dot(h, td_w2[wm, level])
-                b2 = td_b2[wm, level]
-                for r in range(rows):
-                    for k in range(D):
-                        acc[r, k] += w[1] * (y[r, k] + b2[k])
+            _add_net(acc, w[1], above, identity, td_w1[wm, level], td_b1[wm, level],
+                     td_w2[wm, level], td_b2[wm, level], fast_erf, erf_c, gelu_c)  # fmt: skip
         for gm in range(G):
             member = g0 + gm
             x = prev[member, level]
