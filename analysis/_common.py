@@ -18,6 +18,7 @@ __all__ = [
     "add_history",
     "set_attrs",
     "is_islands",
+    "islands_of",
 ]
 
 
@@ -130,3 +131,18 @@ def is_islands(ds) -> bool:
         and tuple(ds["labels"].dims) == ("time", "level", "column")
         and "embedding" not in ds.data_vars
     )
+
+
+def islands_of(ds_or_islands, island_kwargs, func):
+    """An islands Dataset as given, or computed from a simulation with ``island_kwargs``."""
+    if is_islands(ds_or_islands):
+        if island_kwargs:
+            raise ValueError(
+                f"{func}: island options {sorted(island_kwargs)} were given with an islands "
+                "Dataset; they only apply when islands are computed from a simulation"
+            )
+        return ds_or_islands
+    from .islands import islands
+
+    require(ds_or_islands, ("embedding",), func)
+    return islands(ds_or_islands, **island_kwargs)

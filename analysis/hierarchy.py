@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import add_history, is_islands, require, set_attrs
+from ._common import add_history, is_islands, islands_of, set_attrs
 
 __all__ = ["hierarchy", "agreement", "adjusted_rand_index", "purity", "contingency"]
 
@@ -162,20 +162,6 @@ def _nesting(lower, upper):
     return n_parents, parent
 
 
-def _islands_of(ds_or_islands, island_kwargs, func):
-    if is_islands(ds_or_islands):
-        if island_kwargs:
-            raise ValueError(
-                f"{func}: island options {sorted(island_kwargs)} were given with an islands "
-                "Dataset; they only apply when islands are computed from a simulation"
-            )
-        return ds_or_islands
-    from .islands import islands
-
-    require(ds_or_islands, ("embedding",), func)
-    return islands(ds_or_islands, **island_kwargs)
-
-
 def hierarchy(ds_or_islands, **island_kwargs):
     """How well the islands form a parse tree, per step and level pair.
 
@@ -210,7 +196,7 @@ def hierarchy(ds_or_islands, **island_kwargs):
     """
     import xarray as xr
 
-    isl = _islands_of(ds_or_islands, island_kwargs, "hierarchy")
+    isl = islands_of(ds_or_islands, island_kwargs, "hierarchy")
     labels = np.asarray(isl["labels"].values)
     n_times, n_levels, n = labels.shape
     n_islands = isl.sizes["island"]
@@ -281,7 +267,7 @@ def agreement(ds, islands=None, **island_kwargs):
     import xarray as xr
 
     if islands is None:
-        isl = _islands_of(ds, island_kwargs, "agreement")
+        isl = islands_of(ds, island_kwargs, "agreement")
     else:
         if island_kwargs:
             raise ValueError(

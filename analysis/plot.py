@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import is_islands, require, time_positions
+from ._common import is_islands, islands_of, require, time_positions
 
 __all__ = ["island_maps", "convergence_curves", "spectrum", "projection", "island_colours"]
 
@@ -52,20 +52,6 @@ def _grid_shape(y, x):
     return len(ys), len(xs), yi.reshape(-1), xi.reshape(-1)
 
 
-def _islands_for(ds_or_islands, island_kwargs, func):
-    if is_islands(ds_or_islands):
-        if island_kwargs:
-            raise ValueError(
-                f"{func}: island options {sorted(island_kwargs)} were given with an islands "
-                "Dataset; they only apply when islands are computed from a simulation"
-            )
-        return ds_or_islands
-    from .islands import islands
-
-    require(ds_or_islands, ("embedding",), func)
-    return islands(ds_or_islands, **island_kwargs)
-
-
 def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **island_kwargs):
     """Maps of the columns coloured by island: one row per level, one panel per step.
 
@@ -99,7 +85,7 @@ def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **isl
     """
     from matplotlib.figure import Figure
 
-    isl = _islands_for(ds_or_islands, island_kwargs, "island_maps")
+    isl = islands_of(ds_or_islands, island_kwargs, "island_maps")
     n_times = isl.sizes["time"]
     if times is None:
         k = min(n_times, DEFAULT_MAX_TIMES)
