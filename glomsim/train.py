@@ -22,6 +22,7 @@ Adam over minibatches of scenes. See ``docs/training.md`` for the maths.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import numbers
@@ -401,18 +402,9 @@ def make_training_scenes(cfg: GlomConfig, n: int, seed: int = 0, **scene_kwargs)
 
 # ----- targets and batches ------------------------------------------------------------------
 def _weights_from(params, base: GlomWeights, meta=None) -> GlomWeights:
-    return GlomWeights(
-        levels=base.levels,
-        dim=base.dim,
-        hidden=base.hidden,
-        n_columns=base.n_columns,
-        pos_code=base.pos_code,
-        init_levels=base.init_levels,
-        patch_w=base.patch_w,
-        patch_b=base.patch_b,
-        patch_size=base.patch_size,
-        meta=dict(meta or {}),
-        **{k: np.array(params[k]) for k in TRAINED},
+    """``base`` with the trained arrays from ``params`` (everything else kept)."""
+    return dataclasses.replace(
+        base, meta=dict(meta or {}), **{k: np.array(params[k]) for k in TRAINED}
     )
 
 

@@ -6,7 +6,7 @@ exactly the path a real run takes) and raises ``AssertionError`` naming what bro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -99,24 +99,11 @@ def check_convex_combination(case: Case, *, rule=None) -> None:
 def check_permutation_equivariance(case: Case, *, rule=None, seed: int = 0, steps: int = 2):
     """Relabelling columns together with their positions, positional codes and inputs
     permutes the result the same way."""
-    from ..weights import GlomWeights
-
     cfg, w = case.cfg, case.weights
     perm = np.random.default_rng(seed).permutation(cfg.n_columns)
     pos = cfg.position_array()[perm]
     cfg_p = cfg.replace(grid=None, positions=tuple(map(tuple, pos)))
-    arrays = w.arrays()
-    arrays["pos_code"] = w.pos_code[perm]
-    w_p = GlomWeights(
-        levels=w.levels,
-        dim=w.dim,
-        hidden=w.hidden,
-        n_columns=w.n_columns,
-        identity=w.identity,
-        patch_size=w.patch_size,
-        meta=dict(w.meta),
-        **arrays,
-    )
+    w_p = replace(w, pos_code=w.pos_code[perm], meta=dict(w.meta))
     case_p = Case(cfg_p, w_p, case.inputs[perm], case.state[:, perm])
     a = run_one_step(case, rule=rule, steps=steps)
     b = run_one_step(case_p, rule=rule, steps=steps)
