@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -142,7 +143,7 @@ class _Plan:
         weights = wlist[0]
         self.members = members
         self.identity = weights.identity
-        self.W = weights.astype_arrays(dt)
+        self._weights = weights
         self.pos_code = np.ascontiguousarray(weights.pos_code, dtype=dt)
         self.pos_all = np.ascontiguousarray(np.stack([w.pos_code for w in wlist]), dtype=dt)
         self.zero_bias = np.zeros(D, dtype=dt)
@@ -219,6 +220,12 @@ class _Plan:
         self.norms = np.empty(N, dtype=dt)
         self.sqnorms = np.empty(N, dtype=dt)
         self.mix_cache: dict[int, np.ndarray] = {}
+
+    @functools.cached_property
+    def W(self) -> dict:
+        """The first member's weights in the run's dtype, for the level-by-level path that
+        custom rules take (the fused step reads the stacked ``nets`` instead)."""
+        return self._weights.astype_arrays(self.dtype)
 
     def work_per_step(self) -> float:
         """Rough floating-point operations of one step (nets and attention)."""
