@@ -19,6 +19,7 @@ __all__ = [
     "set_attrs",
     "is_islands",
     "islands_of",
+    "is_summaries_only",
 ]
 
 
@@ -34,6 +35,12 @@ def require(ds, names, func):
             f"{func}: ds has no {', '.join(missing)}; it needs {', '.join(names)} "
             "(a Dataset from glomsim.simulate)"
         )
+
+
+def is_summaries_only(ds) -> bool:
+    """Whether ``ds`` is a ``summaries_only`` run: ``embedding`` at the first and last steps
+    only, and the per-step ``rms`` and ``change`` on the ``step`` dimension."""
+    return "change" in ds.data_vars and "step" in ds["change"].dims
 
 
 def time_positions(n_times: int, time, func: str) -> np.ndarray:

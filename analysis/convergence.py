@@ -5,6 +5,8 @@ Definitions (``docs/analysis-dynamics.md`` has the maths and the classic results
 - ``residual(time, level)``: RMS over (column, feature) of ``E_t - E_prev``, divided by the
   number of steps between the two recorded states, so a run thinned with ``record_every``
   reports the average change per step. The first recorded step has no predecessor: NaN.
+  A ``summaries_only`` run records the RMS change of every step (``change(step, level)``):
+  that is the residual then, at every step (``time`` = the run's ``step``).
 - ``settled_step(level)``: the first recorded step after which the residual stays at or
   below ``tolerance = rtol * final_rms``; -1 if the last recorded residual is still above.
 - ``rate(level)``: ``exp(slope)`` of a least-squares line through ``log residual`` over the
@@ -20,7 +22,7 @@ import math
 
 import numpy as np
 
-from ._common import add_history, require, set_attrs
+from ._common import add_history, is_summaries_only, require, set_attrs
 
 __all__ = ["convergence"]
 
@@ -82,6 +84,9 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     ds : xarray.Dataset
         A simulation with ``embedding(time, level, column, feature)``; may be dask-backed
         (the big array is reduced chunk by chunk; the (time, level) results are computed).
+        For a ``summaries_only`` run (``simulate(..., summaries_only=True)``) the residual
+        is its per-step ``change`` and the final size its last ``rms``: the same values a
+        full run gives, at every step.
     rtol : float, optional
         Settling tolerance relative to each level's RMS embedding size at the last recorded
         step. Default 1e-6 for float64 data and 1e-4 for float32 (about 5000 and 800 times
@@ -117,32 +122,27 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     >>> bool(np.isnan(out.residual[0]).all()), bool(0 < out.rate[0] < 1)
     (True, True)
     """
-    require(ds, ["embedding"], "convergence")
-    emb = ds["embedding"]
+    summaries = is_summaries_only(ds)
+    require(ds, ["change", "rms"] if summaries else ["embedding"], "convergence")
+    dtype = _run_dtype(ds)
     if rtol is None:
-        rtol = default_rtol(emb.dtype)
+        rtol = default_rtol(dtype)
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
         raise ValueError(f"convergence: rtol={rtol!r} must be a number with 0 < rtol < 1")
     if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not (0 < tail <= 1):
         raise ValueError(f"convergence: tail={tail!r} must be a number with 0 < tail <= 1")
-    eps = float(np.finfo(emb.dtype if emb.dtype.kind == "f" else np.float64).eps)
+    eps = float(np.finfo(dtype).eps)
 
-    times = np.asarray(ds["time"].values, dtype=np.int64)
-    x = emb.astype(np.float64)
-    # squared change, not diff().mean() of a cast array, keeps dask's graph one pass per chunk
-    sq_change = (x.diff("time") ** 2).mean(("column", "feature"))
-    final_sq = (x.isel(time=-1) ** 2).mean(("column", "feature"))
     import xarray as xr
 
-    small = xr.Dataset({"sq_change": sq_change, "final_sq": final_sq}).compute()
-    gaps = np.diff(times).astype(np.float64)
-
-    n_levels = emb.sizes["level"]
-    residual = np.full((len(times), n_levels), np.nan)
-    if len(times) > 1:
-        residual[1:] = np.sqrt(small["sq_change"].transpose("time", "level").values)
-        residual[1:] /= gaps[:, None]
-    final_rms = np.sqrt(small["final_sq"].values)
+    if summaries:
+        residual, final_rms, time_coord = _from_summaries(ds)
+        times = np.asarray(time_coord.values, dtype=np.int64)
+    else:
+        residual, final_rms = _from_embedding(ds)
+        times = np.asarray(ds["time"].values, dtype=np.int64)
+        time_coord = ds["time"].copy()
+    n_levels = residual.shape[1]
     tolerance = rtol * final_rms
 
     settled = np.empty(n_levels, dtype=np.int64)
@@ -163,10 +163,51 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
             "final_rms": (("level",), final_rms),
             "finite_time": (("level",), finite),
         },
-        coords={"time": ds["time"].copy(), "level": ds["level"].copy()},
+        coords={"time": time_coord, "level": ds["level"].copy()},
     )
     set_attrs(out, _ATTRS)
     return add_history(out, ds.attrs, "convergence", {"rtol": rtol, "tail": tail})
+
+
+def _run_dtype(ds) -> np.dtype:
+    """The dtype the run computed in: its embedding's (the float64 summaries of a
+    summaries_only run say nothing about it), else its config's, else float64."""
+    if "embedding" in ds.data_vars:
+        emb = ds["embedding"].dtype
+        return np.dtype(emb if emb.kind == "f" else np.float64)
+    if "glomsim_config" in ds.attrs:
+        import json
+
+        return np.dtype(json.loads(ds.attrs["glomsim_config"]).get("dtype", "float64"))
+    return np.dtype(np.float64)
+
+
+def _from_embedding(ds):
+    """(residual (time, level), final_rms (level)) by differencing the recorded states."""
+    import xarray as xr
+
+    times = np.asarray(ds["time"].values, dtype=np.int64)
+    x = ds["embedding"].astype(np.float64)
+    # squared change, not diff().mean() of a cast array, keeps dask's graph one pass per chunk
+    sq_change = (x.diff("time") ** 2).mean(("column", "feature"))
+    final_sq = (x.isel(time=-1) ** 2).mean(("column", "feature"))
+    small = xr.Dataset({"sq_change": sq_change, "final_sq": final_sq}).compute()
+    gaps = np.diff(times).astype(np.float64)
+    residual = np.full((len(times), ds.sizes["level"]), np.nan)
+    if len(times) > 1:
+        residual[1:] = np.sqrt(small["sq_change"].transpose("time", "level").values)
+        residual[1:] /= gaps[:, None]
+    return residual, np.sqrt(small["final_sq"].values)
+
+
+def _from_summaries(ds):
+    """(residual, final_rms, time coordinate) of a summaries_only run: its per-step
+    ``change`` (already NaN at step 0) and the last ``rms``, on ``time`` = its steps."""
+    residual = np.asarray(ds["change"].transpose("step", "level").values, dtype=np.float64)
+    final_rms = np.asarray(ds["rms"].transpose("step", "level").values[-1], dtype=np.float64)
+    time = ds["step"].rename(step="time").rename("time").copy()
+    time.attrs.update(ds["time"].attrs if "time" in ds.coords else {})
+    return residual, final_rms, time
 
 
 def _settled_step(res: np.ndarray, times: np.ndarray, tol: float) -> int:

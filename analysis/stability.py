@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ._common import add_history, require, set_attrs
+from ._common import add_history, is_summaries_only, require, set_attrs
 
 __all__ = ["stability", "perturbation_recovery", "lyapunov"]
 
@@ -141,6 +141,12 @@ def _delay_states(cfg, ds, func):
     wanted = [max(T - k, 0) for k in range(d)]
     where = {int(t): i for i, t in enumerate(times)}
     missing = [t for t in wanted if t not in where]
+    if missing and is_summaries_only(ds):
+        raise ValueError(
+            f"{func}: top_down_delay={d} makes the step map act on the last {d} states, but "
+            f"ds is a summaries_only run, which keeps the state at steps 0 and {T} only; "
+            "simulate with summaries_only=False (record_every=1 for at least the last steps)"
+        )
     if missing:
         raise ValueError(
             f"{func}: top_down_delay={d} makes the step map act on the last {d} states, but "

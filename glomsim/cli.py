@@ -96,7 +96,10 @@ def summarize(ds) -> dict:
         "levels": {},
     }
     change = None
-    if ds.sizes["time"] > 1:
+    if "change" in ds and ds.sizes["step"] > 1:
+        # a summaries_only run recorded the change of every step
+        change = ds["change"].isel(step=-1).values
+    elif ds.sizes["time"] > 1:
         prev = e.isel(time=-2).values.astype(np.float64)
         gap = int(ds.time.values[-1] - ds.time.values[-2])
         change = np.sqrt(((last - prev) ** 2).mean(axis=(1, 2))) / gap
@@ -150,6 +153,11 @@ def cmd_run(args):
         cfg = cfg.replace(steps=args.steps)
     if args.record_every < 1:
         raise UsageError(f"--record-every={args.record_every} must be >= 1")
+    if args.summaries_only and args.record_every != 1:
+        raise UsageError(
+            f"--record-every={args.record_every} with --summaries-only: a summaries-only run "
+            "keeps the first and last states and summarises every step; drop --record-every"
+        )
     out = Path(args.output)
     if out.suffix not in (".zarr", ".nc"):
         raise UsageError(f"--output={str(out)!r}: the suffix must be .zarr or .nc")
@@ -167,7 +175,14 @@ def cmd_run(args):
         w = random_weights(cfg, cfg.seed)
     scene = None if args.no_scene else _scene_for(cfg, cfg.seed)
     t0 = time.perf_counter()
-    ds = simulate(cfg, w, inputs=scene, record_every=args.record_every, progress=not args.quiet)
+    ds = simulate(
+        cfg,
+        w,
+        inputs=scene,
+        record_every=args.record_every,
+        progress=not args.quiet,
+        summaries_only=args.summaries_only,
+    )
     seconds = time.perf_counter() - t0
     save(ds, out, weights=w)
     summary = summarize(ds)
@@ -191,7 +206,12 @@ def _open_run(path):
 
 
 def analyze_run(ds, threshold=0.99):
-    """Islands, hierarchy, agreement (with labels) and convergence of one run, as one Dataset."""
+    """Islands, hierarchy, agreement (with labels) and convergence of one run, as one Dataset.
+
+    For a ``summaries_only`` run the island measures exist at its two recorded steps (the
+    first and the last) and the residual at every step: they are joined on ``time``, NaN
+    where a measure has no value.
+    """
     import xarray as xr
 
     import analysis as an
@@ -204,7 +224,7 @@ def analyze_run(ds, threshold=0.99):
     ]
     if "label" in ds:
         parts.append(an.agreement(ds, islands=isl)[["ari", "purity"]])
-    out = xr.merge(parts, compat="override", combine_attrs="drop")
+    out = xr.merge(parts, compat="override", join="outer", combine_attrs="drop")
     out.attrs.update(source_config=ds.attrs.get("glomsim_config", ""), island_threshold=threshold)
     return out
 
@@ -334,6 +354,14 @@ def build_parser():
     r.add_argument("--steps", type=int, help="override the config's steps")
     r.add_argument("--weights", help="weights .npz (e.g. from glomsim train); default random")
     r.add_argument("--record-every", type=int, default=1, help="keep every k-th step")
+    r.add_argument(
+        "--summaries-only",
+        action="store_true",
+        help="keep the state at the first and last steps only, plus the RMS size and RMS "
+        "change of every level at every step (variables rms and change on the step "
+        "dimension): memory grows with steps x levels, not with the trajectory; "
+        "not with --record-every",
+    )
     r.add_argument("--no-scene", action="store_true", help="zero inputs instead of a scene")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")

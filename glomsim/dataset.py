@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["VARIABLES", "create_dataset", "save", "open_dataset", "load_run"]
+__all__ = ["VARIABLES", "SUMMARIES", "create_dataset", "save", "open_dataset", "load_run"]
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,30 @@ VARIABLES = {
             "1",
             "true part-whole label of each column per level (scenes only)",
         ),
+        Variable(
+            "rms",
+            ("step", "level"),
+            "RMS embedding size",
+            "1",
+            "RMS over (column, feature) of E[t, l] at every step (summaries_only runs)",
+        ),
+        Variable(
+            "change",
+            ("step", "level"),
+            "RMS change per step",
+            "1",
+            "RMS over (column, feature) of E[t, l] - E[t-1, l] at every step, NaN at step 0 "
+            "(summaries_only runs; the quantity stop_when_settled tests)",
+        ),
     )
 }
 
+#: The per-step summaries a ``summaries_only`` run keeps instead of the trajectory.
+SUMMARIES = ("rms", "change")
+
 COORDS = {
     "time": ("step", "step index; 0 is the initial state"),
+    "step": ("step", "step index of the per-step summaries; 0 is the initial state"),
     "level": ("level", "level of the part-whole hierarchy, 0 = lowest"),
     "column": ("column", "column index, row-major on grids"),
     "feature": ("feature", "embedding feature index"),
@@ -61,8 +80,15 @@ def _attrs(name):
     return {"long_name": v.long_name, "units": v.units, "description": v.description}
 
 
-def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None):
-    """Build the Dataset of ARCHITECTURE's data model from plain arrays."""
+def create_dataset(
+    cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None, summaries=None
+):
+    """Build the Dataset of ARCHITECTURE's data model from plain arrays.
+
+    ``summaries`` maps names in ``SUMMARIES`` to float64 arrays (step, level), or
+    (member, step, level) for an ensemble, with one row per step from 0; they become data
+    variables on the ``step`` dimension.
+    """
     import xarray as xr
 
     from . import __version__
@@ -89,8 +115,15 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
         labels = np.asarray(labels)
         dims = VARIABLES["label"].dims if labels.ndim == 2 else lead + VARIABLES["label"].dims
         data_vars["label"] = (dims, labels, _attrs("label"))
+    if summaries:
+        for name, values in summaries.items():
+            data_vars[name] = (lead + VARIABLES[name].dims, values, _attrs(name))
+        n_steps = next(iter(summaries.values())).shape[len(lead)]
+        coords["step"] = ("step", np.arange(n_steps, dtype=np.int64))
     ds = xr.Dataset(data_vars, coords=coords)
     for c, (long_name, units) in COORDS.items():
+        if c not in ds.coords:
+            continue
         ds[c].attrs.update(long_name=long_name, units=units if c in ("y", "x") else "1")
     if member:
         ds["member"].attrs.update(long_name="ensemble member", units="1")
@@ -105,6 +138,8 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
         weights_hash = weights.content_hash()
         kind = str(weights.meta.get("kind", "custom"))
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    last_step = int(times[-1]) if len(times) else 0
+    mode = ", summaries_only=True" if summaries else ""
     ds.attrs.update(
         title="GLOM consensus simulation",
         glomsim_config=cfg.to_json(),
@@ -112,11 +147,14 @@ def create_dataset(cfg, weights, embedding, times, inputs, *, labels=None, extra
         weights_kind=kind,
         seed=cfg.seed,
         glomsim_version=__version__,
-        history=f"{now} glomsim {__version__}: simulate(steps={int(times[-1]) if len(times) else 0})",
+        history=f"{now} glomsim {__version__}: simulate(steps={last_step}{mode})",
         Conventions="CF-1.10",
     )
     if hashes is not None:
         ds.attrs["member_weights_hashes"] = json.dumps(hashes)
+    if summaries:
+        # an int, not a bool: netCDF attributes cannot hold booleans
+        ds.attrs["summaries_only"] = 1
     if extra_attrs:
         ds.attrs.update(extra_attrs)
     return ds

@@ -7,7 +7,8 @@ import time
 
 def rerun(ds, weights, **kwargs):
     """Run again the simulation that produced ``ds`` (same config, inputs and initial
-    state); with the same weights the result is bit-identical.
+    state); with the same weights the result is bit-identical. A ``summaries_only`` run is
+    re-run in that mode (``summaries_only=False`` in ``kwargs`` gives the full trajectory).
 
     Examples
     --------
@@ -28,6 +29,7 @@ def rerun(ds, weights, **kwargs):
             "pass the weights the dataset was simulated with"
         )
     steps = int(ds.time.values[-1])
+    kwargs.setdefault("summaries_only", bool(ds.attrs.get("summaries_only", 0)))
     return simulate(
         cfg,
         weights,

@@ -363,7 +363,7 @@ class _Plan:
         out[level] = normalize(new.astype(self.dtype), self.cfg.normalize)
 
 
-def _check_run_args(cfg, steps, record_every, stop_when_settled):
+def _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only=False):
     """Validate the run options shared by simulate and simulate_ensemble; the step count."""
     steps = cfg.steps if steps is None else steps
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -378,6 +378,14 @@ def _check_run_args(cfg, steps, record_every, stop_when_settled):
         isinstance(stop_when_settled, (int, float)) and stop_when_settled > 0
     ):
         raise ValueError(f"stop_when_settled={stop_when_settled!r} must be a number > 0 or None")
+    if not isinstance(summaries_only, (bool, np.bool_)):
+        raise TypeError(f"summaries_only={summaries_only!r} must be True or False")
+    if summaries_only and record_every != 1:
+        raise ValueError(
+            f"record_every={record_every!r} with summaries_only=True: a summaries-only run "
+            "keeps only the first and last states and summarises every step; leave "
+            "record_every at 1"
+        )
     return int(steps)
 
 
@@ -399,6 +407,7 @@ def simulate(
     progress: bool = False,
     rule=None,
     stop_when_settled: float | None = None,
+    summaries_only: bool = False,
 ):
     """Run the GLOM update and return the trajectory as an ``xarray.Dataset``.
 
@@ -428,18 +437,31 @@ def simulate(
         normalisation is applied to what the rule returns.
     stop_when_settled : float, optional
         End early once the RMS change of every level in one step is below this.
+    summaries_only : bool
+        Keep the state only at step 0 and at the last step computed, and summarise every
+        step instead: memory is O(steps x levels) plus a constant, never
+        O(steps x columns x dim). The Dataset then holds ``embedding`` at those two steps
+        and, on the ``step`` dimension (0 ... last), ``rms(step, level)`` (RMS over column
+        and feature of E_t) and ``change(step, level)`` (RMS of E_t - E_{t-1}, the quantity
+        ``stop_when_settled`` tests; NaN at step 0), both float64, and
+        ``attrs["summaries_only"] = 1``. ``record_every`` must then be 1 (a ValueError
+        otherwise). The final state, and so :func:`analysis.islands` on
+        ``ds.isel(time=-1)``, is bit-identical to a full run's;
+        :func:`analysis.convergence` reads ``change``.
 
     Returns
     -------
     xarray.Dataset
         ``embedding(time, level, column, feature)``, ``input(column, feature)``, coords
-        ``y``/``x`` and the config, weights hash and seed in ``attrs``.
+        ``y``/``x`` and the config, weights hash and seed in ``attrs``; with
+        ``summaries_only``, ``rms(step, level)`` and ``change(step, level)`` as well.
 
     Raises
     ------
     SimulationDiverged
         When the state becomes non-finite; names the step and level and carries the
-        steps computed so far in ``.partial``.
+        steps computed so far in ``.partial`` (with ``summaries_only``: the summaries of
+        every step before it and the state at step 0 and the step before it).
 
     Examples
     --------
@@ -448,6 +470,11 @@ def simulate(
     >>> ds = gs.simulate(cfg, gs.random_weights(cfg, seed=0))
     >>> ds.embedding.shape
     (6, 3, 16, 8)
+    >>> small = gs.simulate(cfg, gs.random_weights(cfg, seed=0), summaries_only=True)
+    >>> small.embedding.shape, small.change.shape
+    ((2, 3, 16, 8), (6, 3))
+    >>> bool((small.embedding[-1] == ds.embedding[-1]).all())
+    True
     """
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
@@ -456,21 +483,23 @@ def simulate(
     if not isinstance(weights, GlomWeights):
         raise TypeError(f"weights must be GlomWeights or None, got {type(weights).__name__}")
     weights.check(cfg)
-    steps = _check_run_args(cfg, steps, record_every, stop_when_settled)
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
     _check_rule(rule)
     tokens, labels = prepare_inputs(cfg, weights, inputs)
     state0 = prepare_init(cfg, weights, init)
 
     plan = _Plan(cfg, weights)
 
-    def partial(emb, times):
-        return _dataset(cfg, weights, emb, times, tokens, labels, stopped=times[-1])
+    def partial(emb, times, summaries):
+        return _dataset(
+            cfg, weights, emb, times, tokens, labels, stopped=times[-1], summaries=summaries
+        )
 
-    out, times, last = _integrate(
-        cfg, plan, state0, tokens, steps, record_every, progress, rule, stop_when_settled, partial
-    )
+    out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps, record_every,
+                                             progress, rule, stop_when_settled, partial,
+                                             summaries_only)  # fmt: skip
     extra = {"stopped_early_at": last} if last < steps else None
-    return _dataset(cfg, weights, out, times, tokens, labels, extra=extra)
+    return _dataset(cfg, weights, out, times, tokens, labels, extra=extra, summaries=summaries)
 
 
 _CONTROLLER = None
@@ -503,18 +532,67 @@ def _blas_controller(everything: bool = False):
     return _CONTROLLER
 
 
-def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, settle, partial):
+def _sum_squares(x) -> np.ndarray:
+    """Sum of squares over (column, feature) per level, accumulated in float64 by one
+    buffered pass (no float64 copy of the state): (L,) or (M, L)."""
+    return np.einsum("...nd,...nd->...", x, x, dtype=np.float64)
+
+
+def _integrate(
+    cfg,
+    plan,
+    state0,
+    tokens,
+    steps,
+    record_every,
+    progress,
+    rule,
+    settle,
+    partial,
+    summaries_only=False,
+):
     """Step from ``state0`` ((L, N, D), or (M, L, N, D) for M members) and return the
-    recorded states, their step indices and the last step computed."""
+    recorded states, their step indices, the last step computed and the summaries.
+
+    With ``summaries_only`` only E_0 and the last state are kept, and the summaries are
+    ``{"rms": ..., "change": ...}``, float64 arrays (steps computed + 1, L) or (..., M, L)
+    over every step from 0; otherwise they are None. ``partial(emb, times, summaries)``
+    builds the Dataset that SimulationDiverged carries."""
     d = cfg.top_down_delay
     # ring buffer of the last d + 1 states: slot t % (d + 1) holds E[t]
     ring = np.empty((d + 1,) + state0.shape, dtype=state0.dtype)
     ring[0] = state0
-    n_records = len(range(0, steps + 1, record_every)) + (steps % record_every != 0)
+    if summaries_only:
+        n_records = 1 + (steps > 0)  # E_0 and the last state
+    else:
+        n_records = len(range(0, steps + 1, record_every)) + (steps % record_every != 0)
     out = np.empty((n_records,) + state0.shape, dtype=state0.dtype)
     out[0] = state0
     n_rec = 1
     times = [0]
+    summaries = None
+    scratch = None
+    size = state0.shape[-2] * state0.shape[-1]  # entries per level: the RMS's divisor
+    if summaries_only or settle is not None:
+        scratch = np.empty_like(state0)  # E_t - E_{t-1}
+    if summaries_only:
+        lead = state0.shape[:-2]  # (L,) or (M, L)
+        summaries = {
+            "rms": np.empty((steps + 1,) + lead, dtype=np.float64),
+            "change": np.empty((steps + 1,) + lead, dtype=np.float64),
+        }
+        summaries["rms"][0] = np.sqrt(_sum_squares(state0) / size)
+        summaries["change"][0] = np.nan  # E_0 has no predecessor
+
+    def kept(upto):
+        """(states, times, summaries) of steps 0..upto, ring[upto % (d + 1)] = E[upto]."""
+        if not summaries_only:
+            return out[:n_rec], times, None
+        if upto > 0:
+            out[1] = ring[upto % (d + 1)]
+        sums = {k: v[: upto + 1] for k, v in summaries.items()}
+        return out[: 1 + (upto > 0)], [0, upto] if upto > 0 else [0], sums
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -541,21 +619,29 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
                 where = ""
                 if finite.ndim == 2:
                     where = f", member {int(np.nonzero(~finite)[0][0])}"
+                emb, kept_times, sums = kept(t - 1)
+                if summaries_only:
+                    what = f"the summaries of steps 0-{t - 1} and the state at step {t - 1}"
+                else:
+                    what = f"{n_rec} recorded steps up to step {times[-1]}"
                 raise SimulationDiverged(
                     f"the state became non-finite at step {t}, level {level}{where}; "
-                    f"{n_rec} recorded steps up to step {times[-1]} are in .partial "
+                    f"{what} are in .partial "
                     "(try smaller mixing weights, normalize='l2' or a smaller beta)",
                     step=t,
                     level=level,
-                    partial=partial(out[:n_rec], times),
+                    partial=partial(emb, kept_times, sums),
                 )
             last = t
             settled = False
-            if settle is not None:
-                diff = (new - prev).astype(np.float64)
-                rms = np.sqrt((diff**2).mean(axis=(-2, -1)))
-                settled = bool((rms < settle).all())
-            if t % record_every == 0 or t == steps or settled:
+            if scratch is not None:
+                np.subtract(new, prev, out=scratch)
+                change = np.sqrt(_sum_squares(scratch) / size)
+                if summaries_only:
+                    summaries["change"][t] = change
+                    summaries["rms"][t] = np.sqrt(_sum_squares(new) / size)
+                settled = settle is not None and bool((change < settle).all())
+            if not summaries_only and (t % record_every == 0 or t == steps or settled):
                 out[n_rec] = new
                 n_rec += 1
                 times.append(t)
@@ -568,16 +654,26 @@ def _integrate(cfg, plan, state0, tokens, steps, record_every, progress, rule, s
         limits.restore_original_limits()
         if bar is not None:
             bar.close()
-    return out[:n_rec], times, last
+    emb, times, summaries = kept(last)
+    return emb, times, last, summaries
 
 
-def _dataset(cfg, weights, emb, times, tokens, labels, stopped=None, extra=None):
+def _dataset(
+    cfg, weights, emb, times, tokens, labels, stopped=None, extra=None, summaries=None, member=False
+):
     from .dataset import create_dataset
 
     attrs = dict(extra or {})
     if stopped is not None:
         attrs["partial_until_step"] = stopped
-    return create_dataset(cfg, weights, emb, times, tokens, labels=labels, extra_attrs=attrs)
+    if member:
+        # (time, member, ...) -> (member, time, ...), and (step, member, level) likewise
+        emb = np.moveaxis(emb, 1, 0)
+        if summaries is not None:
+            summaries = {k: np.moveaxis(v, 1, 0) for k, v in summaries.items()}
+    return create_dataset(
+        cfg, weights, emb, times, tokens, labels=labels, extra_attrs=attrs, summaries=summaries
+    )
 
 
 def simulate_ensemble(
@@ -591,6 +687,7 @@ def simulate_ensemble(
     record_every: int = 1,
     progress: bool = False,
     stop_when_settled: float | None = None,
+    summaries_only: bool = False,
 ):
     """Run many simulations of the same config in one batched call.
 
@@ -612,16 +709,17 @@ def simulate_ensemble(
         (members, columns, dim). Default zeros.
     init : array, optional
         (members, levels, columns, dim); default each member's weights' initial levels.
-    steps, record_every, progress, stop_when_settled
+    steps, record_every, progress, stop_when_settled, summaries_only
         As in :func:`simulate` (settling waits for every member).
 
     Returns
     -------
     xarray.Dataset
         ``embedding(member, time, level, column, feature)``, ``input(member, column,
-        feature)`` and, for scenes, ``label(member, level, column)``. Member m equals
-        ``simulate(cfg, weights[m], inputs=inputs[m], init=init[m])`` to round-off (float32)
-        or exactly (float64 use the same arithmetic).
+        feature)`` and, for scenes, ``label(member, level, column)``; with
+        ``summaries_only``, ``rms(member, step, level)`` and ``change(member, step, level)``
+        as well. Member m equals ``simulate(cfg, weights[m], inputs=inputs[m],
+        init=init[m])`` to round-off (float32) or exactly (float64 use the same arithmetic).
 
     Examples
     --------
@@ -661,7 +759,7 @@ def simulate_ensemble(
         w.check(cfg)
     if len({w.identity for w in wlist}) > 1:
         raise ValueError("weights: mix of identity and non-identity weights in one ensemble")
-    steps = _check_run_args(cfg, steps, record_every, stop_when_settled)
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
     per = [wlist[m] if len(wlist) > 1 else wlist[0] for m in range(M)]
     tokens, labels = [], []
     for m in range(M):
@@ -677,12 +775,23 @@ def simulate_ensemble(
     plan = _Plan(cfg, wlist if len(wlist) > 1 else wlist[0], members=M)
     shared = wlist if len(wlist) > 1 else wlist[0]
 
-    def partial(emb, times):
-        return _dataset(cfg, shared, np.moveaxis(emb, 1, 0), times, tokens, labels,
-                        stopped=times[-1])  # fmt: skip
+    def partial(emb, times, summaries):
+        return _dataset(
+            cfg,
+            shared,
+            emb,
+            times,
+            tokens,
+            labels,
+            stopped=times[-1],
+            summaries=summaries,
+            member=True,
+        )
 
-    out, times, last = _integrate(
-        cfg, plan, state0, tokens, steps, record_every, progress, None, stop_when_settled, partial
-    )
+    out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps, record_every,
+                                             progress, None, stop_when_settled, partial,
+                                             summaries_only)  # fmt: skip
     extra = {"stopped_early_at": last} if last < steps else None
-    return _dataset(cfg, shared, np.moveaxis(out, 1, 0), times, tokens, labels, extra=extra)
+    return _dataset(
+        cfg, shared, out, times, tokens, labels, extra=extra, summaries=summaries, member=True
+    )
