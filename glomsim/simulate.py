@@ -128,6 +128,44 @@ def prepare_init(cfg: GlomConfig, weights: GlomWeights, init):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+_NET_NAMES = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
+_STACKED: dict = {}
+
+
+def _stacked_nets(wlist: tuple, dt: np.dtype, splits: int):
+    """The nets of ``wlist`` stacked along a member axis in the run's dtype, with the hidden
+    layer cut into ``splits`` contiguous chunks (w1 (M, L, S, D, H/S), b1 (M, L, S, H/S),
+    w2 (M, L, S, H/S, D), b2 (M, L, D)), and the positional codes likewise; cached by
+    content hash (weights are immutable values): converting dim-256 nets to float32 on
+    every call had cost ~5 ms a run."""
+    key = (tuple(w.content_hash() for w in wlist), dt.str, splits)
+    hit = _STACKED.get(key)
+    if hit is None:
+        pos = np.ascontiguousarray(np.stack([w.pos_code for w in wlist]), dtype=dt)
+        if wlist[0].identity:
+            z5, z4, z3 = (np.zeros((1,) * n, dtype=dt) for n in (5, 4, 3))
+            nets = (z5, z4, z5, z3, z5, z4, z5, z3)
+        else:
+            nets = []
+            for k in _NET_NAMES:
+                a = np.stack([getattr(w, k) for w in wlist])
+                if k.endswith("w1"):  # (M, L, D, H) -> (M, L, S, D, H/S)
+                    m, n, d, h = a.shape
+                    a = a.reshape(m, n, d, splits, h // splits).transpose(0, 1, 3, 2, 4)
+                elif k.endswith("b1"):  # (M, L, H) -> (M, L, S, H/S)
+                    m, n, h = a.shape
+                    a = a.reshape(m, n, splits, h // splits)
+                elif k.endswith("w2"):  # (M, L, H, D) -> (M, L, S, H/S, D)
+                    m, n, h, d = a.shape
+                    a = a.reshape(m, n, splits, h // splits, d)
+                nets.append(np.ascontiguousarray(a, dtype=dt))
+            nets = tuple(nets)
+        if len(_STACKED) >= 4:  # a few sets of weights in turn (sweeps, benchmarks)
+            _STACKED.pop(next(iter(_STACKED)))
+        hit = _STACKED[key] = (nets, pos)
+    return hit
+
+
 class _Plan:
     """Everything fixed for a run: weights in the run's dtype, neighbour lists, buffers."""
 
@@ -145,7 +183,6 @@ class _Plan:
         self.identity = weights.identity
         self._weights = weights
         self.pos_code = np.ascontiguousarray(weights.pos_code, dtype=dt)
-        self.pos_all = np.ascontiguousarray(np.stack([w.pos_code for w in wlist]), dtype=dt)
         self.zero_bias = np.zeros(D, dtype=dt)
         self.gelu_consts = np.array([0.5, 1 / math.sqrt(2.0), 1.0], dtype=dt)
         self.ln_eps = dt.type(_LAYERNORM_EPS)
@@ -192,25 +229,27 @@ class _Plan:
         M = members
         self.norms_all = np.empty((M, L, N), dtype=dt)
         self.sqnorms_all = np.empty((M, L, N), dtype=dt)
-        self.keyT = np.empty((M, L, D, N if self.dense.any() else 1), dtype=dt)
-        # rows per task: big enough that BLAS amortises packing the weights (measured best
-        # near N/2 up to 256 rows), a function of N only so results never depend on threads
-        self.block = int(min(256, max(8, N // 2)))
-        # members per task: members sharing one set of nets run them as one product over
-        # all their rows (about 256); one member per task when each has its own nets
+        glom_dense = self.dense & (self.kernels == KERNELS.index("glom_pytorch"))
+        self.keys = np.empty((M, L, N, D) if glom_dense.any() else (M, L, 1, 1), dtype=dt)
+        # The work split is a function of the sizes only, so results never depend on the
+        # number of threads. A net task multiplies about 256 rows: BLAS repacks the weights
+        # on every call, and 128-row tasks cost 10% more per FLOP than 256-row ones on
+        # dim-256 nets. Members sharing one set of nets run them as one product over a
+        # group of whole members (about 256 rows); one member per task when each has its
+        # own nets.
         shared = len(wlist) == 1
         self.group = 256 // N if (shared and members > 1 and N <= 128) else 1
-        if self.group > 1:
-            self.block = N
-        if self.identity:
-            z4, z3 = np.zeros((1, 1, 1, 1), dtype=dt), np.zeros((1, 1, 1), dtype=dt)
-            self.nets = (z4, z3, z4, z3, z4, z3, z4, z3)
-        else:
-            names = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
-            self.nets = tuple(
-                np.ascontiguousarray(np.stack([getattr(w, k) for w in wlist]), dtype=dt)
-                for k in names
-            )
+        ng = -(-M // self.group)
+        nb = 1 if self.group > 1 else -(-N // 256)
+        self.block = -(-N // nb)
+        # A step runs 2L-1 nets: as one task each, two threads share an odd number of equal
+        # tasks and one waits ~10% of the step. When a net would be a single task, it is
+        # cut in two, along the hidden layer for wide nets (each weight is still packed
+        # once per step) or else into two row blocks.
+        self.splits = 2 if (nb * ng == 1 and H >= 512 and H % 2 == 0) else 1
+        if nb * ng == 1 and self.splits == 1 and N >= 16:
+            self.block = -(-N // 2)
+        self.nets, self.pos_all = _stacked_nets(tuple(wlist), dt, self.splits)
         self.fast_erf = dt == np.float32
         self.hbuf = np.empty((N, H), dtype=dt)
         self.bu = np.empty((N, D), dtype=dt)
@@ -220,6 +259,10 @@ class _Plan:
         self.norms = np.empty(N, dtype=dt)
         self.sqnorms = np.empty(N, dtype=dt)
         self.mix_cache: dict[int, np.ndarray] = {}
+        self._task_cache: dict[tuple, np.ndarray] = {}
+        # outputs of every net of a step, (net, level, member, column, feature)
+        shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
+        self.netbuf = np.empty(shape, dt)
 
     @functools.cached_property
     def W(self) -> dict:
@@ -321,22 +364,40 @@ class _Plan:
     def fused_step(self, prev, delayed, inputs, t, out):
         """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
         (M, N, D)."""
-        from ._kernels.fused import prepare_keys, step_all
+        from ._kernels.fused import step_all
         from ._kernels.mlp import ERF_F32
 
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
         mix = self.mix(t).astype(self.dtype)
-        if (mix[:, 3] > 0).any():
-            prepare_keys(prev, self.kernels, self.dense, self.dtype.type(1e-12),
-                         self.norms_all, self.sqnorms_all, self.keyT)  # fmt: skip
         step_all(
             prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
-            self.kernels, self.self_excl, self.params, self.dense, self.indptr_all,
-            self.indices_all, self.max_k, self.norms_all, self.sqnorms_all, self.keyT,
-            self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
-            self.group,
+            self.net_tasks(mix), self.netbuf, self.kernels, self.self_excl, self.params,
+            self.dense, self.indptr_all, self.indices_all, self.max_k, self.norms_all,
+            self.sqnorms_all, self.keys, self.dtype.type(1e-12), self.norm_id, self.ln_eps,
+            self.fast_erf, ERF_F32, self.gelu_consts, self.block, self.group,
         )  # fmt: skip
+
+    def net_tasks(self, mix: np.ndarray) -> np.ndarray:
+        """(net, level, first member, first row, hidden chunk) of every net task to run
+        with these mixing weights: bottom-up where its weight is > 0, top-down below the
+        top where its weight is > 0; none for identity nets."""
+        key = tuple((mix[:, :2] > 0).ravel())
+        tasks = self._task_cache.get(key)
+        if tasks is None:
+            L, N, M = self.cfg.levels, self.cfg.n_columns, self.members
+            rows = [
+                (kind, level, g0, r0, s)
+                for kind in (0, 1)
+                for level in range(L)
+                if not self.identity and mix[level, kind] > 0 and (kind == 0 or level < L - 1)
+                for g0 in range(0, M, self.group)
+                for r0 in range(0, N, self.block)
+                for s in range(self.splits)
+            ]
+            tasks = np.array(rows, dtype=np.int64).reshape(-1, 5)
+            self._task_cache[key] = tasks
+        return tasks
 
     def _custom(self, prev, delayed, below, level, w, out, rule, t):
         from .reference import normalize

@@ -55,3 +55,33 @@ def test_every_kernel_on_a_realistic_grid(kernel, delay):
     ds = gs.simulate(cfg, w, inputs=u)
     want = reference.simulate(cfg, w, u, ds.embedding.values[0])
     assert _rel(ds.embedding.values, want) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "dim,grid,hidden",
+    [
+        (128, (4, 4), None),  # one row block: each net cut in two along its hidden layer
+        (8, (20, 30), 30),  # 600 columns: three row blocks of 200
+        (8, (3, 3), 513),  # odd hidden width: not cut
+    ],
+)
+def test_how_the_step_splits_work_does_not_change_results(dim, grid, hidden):
+    """The fused step cuts nets into tasks by rows and hidden units; every split agrees
+    with the reference and gives the same numbers on one thread as on several."""
+    import numba
+
+    cfg = gs.GlomConfig(levels=3, dim=dim, grid=grid, hidden=hidden, steps=3,
+                        attention=gs.Attention(kernel="glom_pytorch", radius=1.5),
+                        dtype="float64")  # fmt: skip
+    w = gs.random_weights(cfg, seed=3)
+    u = np.random.default_rng(4).standard_normal((cfg.n_columns, cfg.dim))
+    ds = gs.simulate(cfg, w, inputs=u)
+    want = reference.simulate(cfg, w, u, ds.embedding.values[0])
+    assert _rel(ds.embedding.values, want) < 1e-10
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one = gs.simulate(cfg, w, inputs=u).embedding.values
+    finally:
+        numba.set_num_threads(n)
+    np.testing.assert_array_equal(one, ds.embedding.values)
