@@ -10,12 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-# numba's OpenMP layer spins idle threads; on a shared 2-core machine that made tiny
-# parallel kernels 50-100x slower (15 ms against 0.25 ms a step). Passive waiting must be
-# set before libgomp starts; users who want spinning can set the variable themselves.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
+import numba  # OpenMP's waiting policy is set earlier, in glomsim/__init__.py
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
 
