@@ -68,6 +68,21 @@ def _median_interleaved(fns, repeats):
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def _pin(threads):
+    """Pin every thread of the process to ``threads`` cores (Linux), so a 1-thread row
+    really runs on one core (unpinned, a 1-thread run was seen using 1.5 cores)."""
+    import os
+
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))[:threads]
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
 def _set_threads(threads):
     import numba
 
@@ -78,6 +93,19 @@ def _set_threads(threads):
         torch.set_num_threads(threads)
     except ImportError:
         pass
+    _pin(threads)
+
+
+def _numpy_blas_single():
+    """numpy's own OpenBLAS on one thread for the whole run (the reference peer's matmuls):
+    limiting and restoring it around each call woke its threads, which then spun for
+    ~80 ms beside the next peer's numba threads."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    own = [lib.filepath for lib in blas.lib_controllers if "numpy" in lib.filepath]
+    if own:
+        blas.select(filepath=own).limit(limits=1)
 
 
 def _glom_pair(dim, levels, side, radius, patch=2, seed=0):
@@ -136,16 +164,14 @@ def bench_config(name, threads, repeats, with_reference):
         torch_run()
         fns["glom_pytorch"] = torch_run
     if with_reference:
-        from threadpoolctl import threadpool_limits
-
         tokens = gs.simulate(cfg, w, inputs=img, steps=0).input.values
         init = prepare_init(cfg, w, None)
 
         def ref_run():
-            # one BLAS thread: OpenBLAS's threads spin after a call and, interleaved, would
-            # slow the next peer's numba threads (the reference's speed is not the point)
-            with threadpool_limits(1, user_api="blas"):
-                reference.simulate(cfg, w, tokens, init, steps=2)
+            # numpy's BLAS is on one thread for the whole benchmark (_numpy_blas_single):
+            # OpenBLAS's threads spin after a call and, interleaved, would slow the next
+            # peer's numba threads (the reference's speed is not the point)
+            reference.simulate(cfg, w, tokens, init, steps=2)
 
         fns["reference"] = ref_run
     med = _median_interleaved(fns, repeats)
@@ -236,21 +262,25 @@ cfg = gs.GlomConfig(levels=5, dim=64, grid=(side, side), steps=steps,
 w = gs.random_weights(cfg, seed=0)
 gs.simulate(cfg, w, steps=2)  # compile (LLVM's own peak is not the run's)
 tracemalloc.start()  # numpy's allocations are traced; numba's small temporaries are not
-ds = gs.simulate(cfg, w, record_every=every)
+if every:
+    ds = gs.simulate(cfg, w, record_every=every)
+else:
+    ds = gs.simulate(cfg, w, summaries_only=True)
 current, peak = tracemalloc.get_traced_memory()
-print(0, peak, ds.embedding.nbytes)
+print(0, peak, sum(v.nbytes for v in ds.data_vars.values()))
 """
 
 
-def bench_memory(side=32, steps=200, every=(1, 10)):
+def bench_memory(side=32, runs=((200, 1), (200, 10), (200, 0), (2000, 0))):
+    """Peak traced memory against what is kept; every=0 is a summaries-only run."""
     rows = []
-    for k in every:
+    for steps, k in runs:
         out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(side), str(steps), str(k)],
                              capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-        base, peak, recorded = (int(v) for v in out)
-        rows.append(dict(side=side, steps=steps, record_every=k, recorded_mb=recorded / 2**20,
-                         peak_growth_mb=(peak - base) / 2**20,
-                         ratio=(peak - base) / recorded))  # fmt: skip
+        base, peak, kept = (int(v) for v in out)
+        rows.append(dict(side=side, steps=steps, record_every=k or None, summaries_only=k == 0,
+                         kept_mb=kept / 2**20, peak_growth_mb=(peak - base) / 2**20,
+                         ratio=(peak - base) / kept))  # fmt: skip
     return rows
 
 
@@ -292,6 +322,8 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = dict(gemm_peak_gflops={t: gemm_peak(t) for t in args.threads}, rows=[])
+    _numpy_blas_single()
+    time.sleep(0.5)  # let the GEMM peak's BLAS threads stop spinning
     print(
         "float32 GEMM peak: "
         + ", ".join(f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["gemm_peak_gflops"].items())
@@ -337,8 +369,9 @@ def main(argv=None):
     if "memory" in only:
         result["memory"] = bench_memory()
         for r in result["memory"]:
+            mode = "summaries_only" if r["summaries_only"] else f"record_every={r['record_every']}"
             print(
-                f"memory record_every={r['record_every']}: recorded {r['recorded_mb']:.1f} MB, "
+                f"memory {r['steps']} steps, {mode}: kept {r['kept_mb']:.1f} MB, "
                 f"peak grew {r['peak_growth_mb']:.1f} MB ({r['ratio']:.2f}x)"
             )
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
