@@ -97,16 +97,27 @@ def create_dataset(
     pos = cfg.position_array()
     member = embedding.ndim == 5  # (member, time, level, column, feature): an ensemble
     lead = ("member",) if member else ()
+
+    def cattrs(c):
+        long_name, units = COORDS[c]
+        return dict(long_name=long_name, units=units if c in ("y", "x") else "1")
+
+    # attrs go in with the values: setting them afterwards through ds[c] cost ~0.2 ms a
+    # call, a tenth of a 10-step run of a small grid
     coords = {
-        "time": ("time", np.asarray(times, dtype=np.int64)),
-        "level": ("level", np.arange(L, dtype=np.int64)),
-        "column": ("column", np.arange(N, dtype=np.int64)),
-        "feature": ("feature", np.arange(D, dtype=np.int64)),
-        "y": ("column", pos[:, 0]),
-        "x": ("column", pos[:, 1]),
+        "time": ("time", np.asarray(times, dtype=np.int64), cattrs("time")),
+        "level": ("level", np.arange(L, dtype=np.int64), cattrs("level")),
+        "column": ("column", np.arange(N, dtype=np.int64), cattrs("column")),
+        "feature": ("feature", np.arange(D, dtype=np.int64), cattrs("feature")),
+        "y": ("column", pos[:, 0], cattrs("y")),
+        "x": ("column", pos[:, 1], cattrs("x")),
     }
     if member:
-        coords["member"] = ("member", np.arange(embedding.shape[0], dtype=np.int64))
+        coords["member"] = (
+            "member",
+            np.arange(embedding.shape[0], dtype=np.int64),
+            dict(long_name="ensemble member", units="1"),
+        )
     data_vars = {
         "embedding": (lead + VARIABLES["embedding"].dims, embedding, _attrs("embedding")),
         "input": (lead + VARIABLES["input"].dims, np.asarray(inputs), _attrs("input")),
@@ -119,14 +130,8 @@ def create_dataset(
         for name, values in summaries.items():
             data_vars[name] = (lead + VARIABLES[name].dims, values, _attrs(name))
         n_steps = next(iter(summaries.values())).shape[len(lead)]
-        coords["step"] = ("step", np.arange(n_steps, dtype=np.int64))
+        coords["step"] = ("step", np.arange(n_steps, dtype=np.int64), cattrs("step"))
     ds = xr.Dataset(data_vars, coords=coords)
-    for c, (long_name, units) in COORDS.items():
-        if c not in ds.coords:
-            continue
-        ds[c].attrs.update(long_name=long_name, units=units if c in ("y", "x") else "1")
-    if member:
-        ds["member"].attrs.update(long_name="ensemble member", units="1")
     if isinstance(weights, (list, tuple)):
         import hashlib
 

@@ -66,7 +66,10 @@ def warmup(verbose: bool = False) -> float:
                     normalize=normalize,
                     dtype=dtype,
                 )
-                simulate(cfg, random_weights(cfg, seed=0), inputs=np.ones((4, 4)))
+                w = random_weights(cfg, seed=0)
+                simulate(cfg, w, inputs=np.ones((4, 4)))
+                # step by step (what settling, summaries and progress bars go through)
+                simulate(cfg, w, inputs=np.ones((4, 4)), summaries_only=True)
         # the level-by-level kernels that custom rules go through
         cfg = GlomConfig(levels=2, dim=4, grid=(2, 2), steps=1, dtype=dtype)
         for attention in (Attention(kernel="dot", radius=1.5), Attention(kernel="dot")):

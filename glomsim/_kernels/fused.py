@@ -429,3 +429,50 @@ def step_all(
             for k in range(D):
                 check += orow[k] - orow[k]
         nonfinite[task] = 0 if check == 0 else 1
+
+
+@njit
+def run_steps(
+    steps, out, ring, record_every, delay, inputs,
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
+    identity, mixes, tasks, task_ptr, netbuf,
+    kernels, self_excl, params, dense, indptr, indices, max_k,
+    norms, sqnorms, keyT, tiny,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group, nonfinite,
+):  # fmt: skip
+    """Steps 1..steps of :func:`step_all` without returning to Python in between, for
+    runs that need nothing between steps (no custom rule, settling test, summaries or
+    progress bar). States carry a member axis: ``out`` (records, M, L, N, D).
+
+    With ``record_every`` 1, E[t] is computed in place in out[t]; otherwise ``ring``
+    (delay + 1, M, L, N, D) holds the last states (slot t % (delay + 1) holds E[t], E[0]
+    already in slot 0) and every record_every-th state and the last are copied to
+    out[1], out[2], ... ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
+    t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks.
+    Returns the first step whose state holds a NaN or an infinity, or steps + 1.
+    """
+    S = mixes.shape[0] - 1
+    n_rec = 1
+    for t in range(1, steps + 1):
+        s = min(t, S)
+        if record_every == 1:
+            prev = out[t - 1]
+            delayed = out[max(t - delay, 0)]
+            new = out[t]
+        else:
+            prev = ring[(t - 1) % (delay + 1)]
+            delayed = ring[max(t - delay, 0) % (delay + 1)]
+            new = ring[t % (delay + 1)]
+        step_all(
+            prev, delayed, inputs, new, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2,
+            td_b2, pos, identity, mixes[s], tasks[task_ptr[s] : task_ptr[s + 1]], netbuf,
+            kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, keyT,
+            tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group, nonfinite,
+        )  # fmt: skip
+        for q in range(nonfinite.shape[0]):
+            if nonfinite[q] != 0:
+                return t
+        if record_every != 1 and (t % record_every == 0 or t == steps):
+            out[n_rec] = new
+            n_rec += 1
+    return steps + 1
