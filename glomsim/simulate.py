@@ -429,14 +429,16 @@ class _Plan:
         return mixes, tasks, task_ptr
 
     def net_tasks(self, mix: np.ndarray) -> np.ndarray:
-        """(net, level, first member, first row, hidden chunk) of every net task to run
-        with these mixing weights: bottom-up where its weight is > 0, top-down below the
-        top where its weight is > 0; none for identity nets."""
-        key = tuple((mix[:, :2] > 0).ravel())
+        """The first loop's tasks (see ``_kernels.fused.step_all``) for these mixing
+        weights: (net, level, first member, first row, hidden chunk) of every net to run
+        (bottom-up where its weight is > 0, top-down below the top where its weight is
+        > 0, none for identity nets), and (2, level, member, first row, 0) for the norms
+        and keys of every block of rows where attention is on, spread evenly among them."""
+        key = tuple((mix > 0).ravel())
         tasks = self._task_cache.get(key)
         if tasks is None:
             L, N, M = self.cfg.levels, self.cfg.n_columns, self.members
-            rows = [
+            nets = [
                 (kind, level, g0, r0, s)
                 for kind in (0, 1)
                 for level in range(L)
@@ -445,6 +447,20 @@ class _Plan:
                 for r0 in range(0, N, self.block)
                 for s in range(self.splits)
             ]
+            keys = [
+                (2, level, member, r0, 0)
+                for level in range(L)
+                if mix[level, 3] > 0
+                for member in range(M)
+                for r0 in range(0, N, self.block)
+            ]
+            # merge by relative position, so any contiguous share of the loop holds its
+            # share of both kinds
+            order = sorted(
+                [((i + 0.5) / len(nets), 0, i) for i in range(len(nets))]
+                + [((j + 0.5) / len(keys), 1, j) for j in range(len(keys))]
+            )
+            rows = [(nets if kind == 0 else keys)[i] for _, kind, i in order]
             tasks = np.array(rows, dtype=np.int64).reshape(-1, 5)
             self._task_cache[key] = tasks
         return tasks

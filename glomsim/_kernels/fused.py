@@ -261,19 +261,22 @@ def step_all(
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
     codes carry a leading member axis of length M or 1 (shared by all members).
 
-    Three parallel loops. First the norms of every row of E[t-1] (and the normalised keys
-    of dense levels, ``keyT`` (M, L, D, N)) where attention is on. Then every net
-    task of ``net_tasks`` (T, 5) = (net: 0 bottom-up or 1 top-down, level, first member,
-    first row, hidden chunk): one net on ``group`` members x ``block`` rows, restricted to
-    one of the S chunks its hidden layer is cut into (weights (M, L, S, D, H/S) and
-    (M, L, S, H/S, D)), as two matrix products; it writes its output (with the last bias
-    for chunk 0) to ``netbuf`` (2, S, L, M, N, D), and the chunks are added in a fixed
-    order. All net tasks cost the same, so an even split over the threads is balanced
-    (one task per (level, block) running both nets left a thread idle at the top level,
-    which has no top-down net). With shared nets a group of whole members
-    runs its nets as one product over all its rows, so an ensemble of small runs makes few
-    large BLAS calls instead of many tiny ones. Then, per (level, member, block of rows):
-    attention, the weighted combination and the normalisation.
+    Two parallel loops. The first runs the tasks of ``net_tasks`` (T, 5). A task
+    (2, level, member, first row, 0) computes the norms of a block of rows of E[t-1] (and
+    the keys of dense levels, ``keyT`` (M, L, D, N)) where attention is on; these tasks
+    are spread evenly among the others, so an even split of the loop stays balanced (a
+    loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
+    top-down, level, first member, first row, hidden chunk) runs one net on ``group``
+    members x ``block`` rows, restricted to one of the S chunks its hidden layer is cut
+    into (weights (M, L, S, D, H/S) and (M, L, S, H/S, D)), as two matrix products; it
+    writes its output (with the last bias for chunk 0) to ``netbuf`` (2, S, L, M, N, D),
+    and the chunks are added in a fixed order. All net tasks cost the same, so an even
+    split over the threads is balanced (one task per (level, block) running both nets
+    left a thread idle at the top level, which has no top-down net). With shared nets a
+    group of whole members runs its nets as one product over all its rows, so an ensemble
+    of small runs makes few large BLAS calls instead of many tiny ones. The second loop,
+    per (level, member, block of rows): attention, the weighted combination and the
+    normalisation.
 
     ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0;
     contributions of weight 0 are skipped (and not listed in ``net_tasks``). With identity
@@ -285,20 +288,17 @@ def step_all(
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
     nb = (N + block - 1) // block
-    for task in prange(L * M * nb):
-        level = task // (M * nb)
-        member = (task // nb) % M
-        r0 = (task % nb) * block
-        if mix[level, 3] > 0:
-            _key_rows(prev[member, level], r0, min(N, r0 + block), dense[level],
-                      kernels[level] == GLOM_PYTORCH, tiny, norms[member, level],
-                      sqnorms[member, level], keyT[member, level])  # fmt: skip
     for it in prange(net_tasks.shape[0]):
         kind = net_tasks[it, 0]
         level = net_tasks[it, 1]
         g0 = net_tasks[it, 2]
         r0 = net_tasks[it, 3]
         chunk = net_tasks[it, 4]
+        if kind == 2:  # norms and keys of one member's block of rows
+            _key_rows(prev[g0, level], r0, min(N, r0 + block), dense[level],
+                      kernels[level] == GLOM_PYTORCH, tiny, norms[g0, level],
+                      sqnorms[g0, level], keyT[g0, level])  # fmt: skip
+            continue
         g1 = min(M, g0 + group)
         G = g1 - g0
         r1 = min(N, r0 + block)
