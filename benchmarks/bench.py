@@ -174,7 +174,13 @@ def bench_config(name, threads, repeats, with_reference):
             reference.simulate(cfg, w, tokens, init, steps=2)
 
         fns["reference"] = ref_run
-    med = _median_interleaved(fns, repeats)
+    # short calls are repeated until a round of all peers has taken ~1 s in all: five
+    # samples of a 5 ms call gave medians 30% apart between runs
+    t0 = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    rounds = int(min(50, max(repeats, 1.0 / (time.perf_counter() - t0))))
+    med = _median_interleaved(fns, rounds)
     per_iter = {p: t / (2 if p == "reference" else iters) for p, t in med.items()}
     fl = flops_per_iteration(dim, levels, n, k)
     row = dict(config=name, dim=dim, levels=levels, columns=n, radius=radius, threads=threads,
