@@ -249,6 +249,9 @@ class _Plan:
         if nb * ng == 1 and self.splits == 1 and N >= 16:
             self.block = -(-N // 2)
         self.nets, self.pos_all = _stacked_nets(tuple(wlist), dt, self.splits)
+        # rows per task of attention and combination: at most 128, so that few large
+        # levels still split evenly over two threads
+        self.rows = min(self.block, 128)
         self.fast_erf = dt == np.float32
         self.hbuf = np.empty((N, H), dtype=dt)
         self.bu = np.empty((N, D), dtype=dt)
@@ -264,7 +267,7 @@ class _Plan:
         # outputs of every net of a step, (net, level, member, column, feature)
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
-        self.nonfinite = np.zeros(L * M * -(-N // self.block), dtype=np.uint8)
+        self.nonfinite = np.zeros(L * M * -(-N // self.rows), dtype=np.uint8)
 
     @functools.cached_property
     def W(self) -> dict:
@@ -390,7 +393,8 @@ class _Plan:
             tasks, self.netbuf, self.kernels, self.self_excl, self.params,
             self.dense, self.indptr_all, self.indices_all, self.max_k, self.norms_all,
             self.sqnorms_all, self.keyT, self.dtype.type(1e-12), self.norm_id, self.ln_eps,
-            self.fast_erf, ERF_F32, self.gelu_consts, self.block, self.group, self.nonfinite,
+            self.fast_erf, ERF_F32, self.gelu_consts, self.block, self.rows, self.group,
+            self.nonfinite,
         )  # fmt: skip
         return not self.nonfinite.any()
 
@@ -414,7 +418,7 @@ class _Plan:
             self.self_excl, self.params, self.dense, self.indptr_all, self.indices_all,
             self.max_k, self.norms_all, self.sqnorms_all, self.keyT, self.dtype.type(1e-12),
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
-            self.group, self.nonfinite,
+            self.rows, self.group, self.nonfinite,
         )  # fmt: skip
 
     def _schedule_tables(self):
@@ -452,7 +456,7 @@ class _Plan:
                 for level in range(L)
                 if mix[level, 3] > 0
                 for member in range(M)
-                for r0 in range(0, N, self.block)
+                for r0 in range(0, N, self.rows)
             ]
             # merge by relative position, so any contiguous share of the loop holds its
             # share of both kinds

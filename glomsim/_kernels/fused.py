@@ -255,14 +255,14 @@ def step_all(
     identity, mix, net_tasks, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, keyT, tiny,
-    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group, nonfinite,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
 ):  # fmt: skip
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
     codes carry a leading member axis of length M or 1 (shared by all members).
 
     Two parallel loops. The first runs the tasks of ``net_tasks`` (T, 5). A task
-    (2, level, member, first row, 0) computes the norms of a block of rows of E[t-1] (and
+    (2, level, member, first row, 0) computes the norms of ``rows`` rows of E[t-1] (and
     the keys of dense levels, ``keyT`` (M, L, D, N)) where attention is on; these tasks
     are spread evenly among the others, so an even split of the loop stays balanced (a
     loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
@@ -275,8 +275,9 @@ def step_all(
     left a thread idle at the top level, which has no top-down net). With shared nets a
     group of whole members runs its nets as one product over all its rows, so an ensemble
     of small runs makes few large BLAS calls instead of many tiny ones. The second loop,
-    per (level, member, block of rows): attention, the weighted combination and the
-    normalisation.
+    per (level, member, block of ``rows`` rows): attention, the weighted combination and
+    the normalisation (blocks of at most 128 rows: five 256-row levels left one of two
+    threads idle a fifth of the loop).
 
     ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0;
     contributions of weight 0 are skipped (and not listed in ``net_tasks``). With identity
@@ -287,7 +288,7 @@ def step_all(
     """
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
-    nb = (N + block - 1) // block
+    nb = (N + rows - 1) // rows
     for it in prange(net_tasks.shape[0]):
         kind = net_tasks[it, 0]
         level = net_tasks[it, 1]
@@ -295,7 +296,7 @@ def step_all(
         r0 = net_tasks[it, 3]
         chunk = net_tasks[it, 4]
         if kind == 2:  # norms and keys of one member's block of rows
-            _key_rows(prev[g0, level], r0, min(N, r0 + block), dense[level],
+            _key_rows(prev[g0, level], r0, min(N, r0 + rows), dense[level],
                       kernels[level] == GLOM_PYTORCH, tiny, norms[g0, level],
                       sqnorms[g0, level], keyT[g0, level])  # fmt: skip
             continue
@@ -337,8 +338,8 @@ def step_all(
     for task in prange(L * M * nb):
         level = task // (M * nb)
         member = (task // nb) % M
-        r0 = (task % nb) * block
-        r1 = min(N, r0 + block)
+        r0 = (task % nb) * rows
+        r1 = min(N, r0 + rows)
         m = r1 - r0
         w = mix[level]
         zero = w[0] - w[0]
@@ -438,7 +439,7 @@ def run_steps(
     identity, mixes, tasks, task_ptr, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, keyT, tiny,
-    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group, nonfinite,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
 ):  # fmt: skip
     """Steps 1..steps of :func:`step_all` without returning to Python in between, for
     runs that need nothing between steps (no custom rule, settling test, summaries or
@@ -467,7 +468,7 @@ def run_steps(
             prev, delayed, inputs, new, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2,
             td_b2, pos, identity, mixes[s], tasks[task_ptr[s] : task_ptr[s + 1]], netbuf,
             kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, keyT,
-            tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, group, nonfinite,
+            tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
         )  # fmt: skip
         for q in range(nonfinite.shape[0]):
             if nonfinite[q] != 0:
