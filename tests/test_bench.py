@@ -1,0 +1,29 @@
+"""The benchmark script runs end to end and writes what docs/performance.md quotes.
+
+Timings are never asserted: only that each peer was timed and the table is complete.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_a_complete_table(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--only", "small",
+           "--threads", "1", "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["gemm_peak_gflops"]["1"] > 0
+    (row,) = result["rows"]
+    assert row["config"] == "small" and row["threads"] == 1
+    peers = set(row["ms_per_iteration"])
+    assert {"glomsim", "reference"} <= peers
+    if importlib.util.find_spec("glom_pytorch") is not None:
+        assert "glom_pytorch" in peers  # the same weights, loaded through the interop
+    for peer in peers - {"glomsim"}:
+        assert row[f"speedup_vs_{peer}"] > 0
+    assert 0 < row["fraction_of_gemm_peak"]
