@@ -190,7 +190,23 @@ def bench_config(name, threads, repeats, with_reference):
     for peer in per_iter:
         if peer != "glomsim":
             row[f"speedup_vs_{peer}"] = per_iter[peer] / per_iter["glomsim"]
+    row["peak_traced_mb"] = _peak_traced({p: fn for p, fn in fns.items() if p != "glom_pytorch"})
     return row
+
+
+def _peak_traced(fns):
+    """Peak memory of one call of each peer, MB, as tracemalloc sees it (numpy's
+    allocations; torch's allocator is not traced, so glom-pytorch is left out). Run after
+    the timings: tracing slows allocation."""
+    import tracemalloc
+
+    peaks = {}
+    for name, fn in fns.items():
+        tracemalloc.start()
+        fn()
+        peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return peaks
 
 
 def bench_ensemble(threads, repeats, members=256, steps=50):
@@ -348,7 +364,9 @@ def main(argv=None):
                   f"({row['gflops']['glomsim']:.0f} GFLOP/s, "
                   f"{100 * row['fraction_of_gemm_peak']:.0f}% of GEMM peak)"
                   + "".join(f", {k[11:]} x{v:.1f}" for k, v in row.items()
-                            if k.startswith("speedup_vs_")))  # fmt: skip
+                            if k.startswith("speedup_vs_"))
+                  + "; peak MB " + ", ".join(f"{k} {v:.1f}"
+                                             for k, v in row["peak_traced_mb"].items()))  # fmt: skip
     if "ensemble" in only:
         for threads in args.threads:
             row = bench_ensemble(threads, repeats, members=32 if args.quick else 256)
