@@ -268,6 +268,21 @@ class _Plan:
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
         self.nonfinite = np.zeros(L * M * -(-N // self.rows), dtype=np.uint8)
+        # per-thread scratch of the fused step, one slot per thread numba may start
+        import numba
+
+        T = numba.config.NUMBA_NUM_THREADS
+        net_rows = 1 if self.identity else self.group * self.block
+        hc = 1 if self.identity else H // self.splits
+        dense_n = N if self.dense.any() else 1
+        self.scratch = (
+            np.empty((T, net_rows, D), dt),
+            np.empty((T, net_rows, hc), dt),
+            np.empty((T, net_rows, D), dt),
+            np.empty((T, self.rows, D), dt),
+            np.empty((T, self.rows, dense_n), dt),
+            np.empty((T, dense_n), np.int32),
+        )
 
     @functools.cached_property
     def W(self) -> dict:
@@ -394,7 +409,7 @@ class _Plan:
             self.dense, self.indptr_all, self.indices_all, self.max_k, self.norms_all,
             self.sqnorms_all, self.keyT, self.dtype.type(1e-12), self.norm_id, self.ln_eps,
             self.fast_erf, ERF_F32, self.gelu_consts, self.block, self.rows, self.group,
-            self.nonfinite,
+            self.nonfinite, self.scratch,
         )  # fmt: skip
         return not self.nonfinite.any()
 
@@ -418,7 +433,7 @@ class _Plan:
             self.self_excl, self.params, self.dense, self.indptr_all, self.indices_all,
             self.max_k, self.norms_all, self.sqnorms_all, self.keyT, self.dtype.type(1e-12),
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
-            self.rows, self.group, self.nonfinite,
+            self.rows, self.group, self.nonfinite, self.scratch,
         )  # fmt: skip
 
     def _schedule_tables(self):

@@ -17,6 +17,7 @@ scalars ``params[level]`` = [beta, bounded threshold, 1/sqrt(D), self score, 1e-
 import math
 
 import numpy as np
+from numba import get_thread_id
 
 from .jit import njit, prange
 
@@ -182,7 +183,7 @@ def _exp_rows_f32(row, mx, ec, bits):
 
 
 @njit(fastmath={"reassoc", "contract"})
-def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fast, ec):
+def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fast, ec, s, bits):
     """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x.
 
     The kernel is chosen once per row, outside the loop over columns, so each loop is a
@@ -193,8 +194,7 @@ def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fas
     beta, inv_sqrt_d, self_score = p[0], p[2], p[3]
     zero = beta - beta
     two = beta - beta + 2
-    s = np.dot(x[r0 : r0 + m], keyT)
-    bits = np.empty(N if fast else 0, dtype=np.int32)
+    np.dot(x[r0 : r0 + m], keyT, s)  # s: (m, N) scratch, bits: (N,) int32 scratch
     lonely = False
     for r in range(m):
         i = r0 + r
@@ -255,7 +255,7 @@ def step_all(
     identity, mix, net_tasks, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, keyT, tiny,
-    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
 ):  # fmt: skip
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
@@ -285,10 +285,16 @@ def step_all(
     ``indptr`` (L, N+1) points into the concatenated ``indices`` of all levels.
     ``nonfinite`` (L * M * blocks,) is set to 1 for each (level, member, block) task whose
     new rows hold a NaN or an infinity, so the caller need not scan the state again.
+    ``scratch`` = per-thread buffers (threads, rows, ...): net inputs (group x block, D),
+    hidden (group x block, H/S), net outputs (group x block, D), attention (rows, D),
+    dense scores (rows, N) and int32 exp bits (N,).
     """
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
     nb = (N + rows - 1) // rows
+    # per-thread scratch (indexed by numba's thread id): allocating ~1 MB a task instead
+    # page-faulted whenever malloc had handed memory back (~5% of a dim-256 step)
+    xbuf, hbuf, ybuf, abuf, sbuf, ibuf = scratch
     for it in prange(net_tasks.shape[0]):
         kind = net_tasks[it, 0]
         level = net_tasks[it, 1]
@@ -305,7 +311,8 @@ def step_all(
         r1 = min(N, r0 + block)
         m = r1 - r0
         wm = 0 if shared else g0
-        x = np.empty((G * m, D), dtype=prev.dtype)
+        tid = get_thread_id()
+        x = xbuf[tid, : G * m]
         for gm in range(G):
             if kind == 0:
                 src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
@@ -322,9 +329,11 @@ def step_all(
         b1 = bu_b1[wm, level, chunk] if kind == 0 else td_b1[wm, level, chunk]
         w2 = bu_w2[wm, level, chunk] if kind == 0 else td_w2[wm, level, chunk]
         b2 = bu_b2[wm, level] if kind == 0 else td_b2[wm, level]
-        h = np.dot(x, w1)
+        h = hbuf[tid, : G * m]
+        np.dot(x, w1, h)
         _gelu_rows(h, b1, fast_erf, erf_c, gelu_c)
-        y = np.dot(h, w2)
+        y = ybuf[tid, : G * m]
+        np.dot(h, w2, y)
         for gm in range(G):
             dst = netbuf[kind, chunk, level, g0 + gm]
             if chunk == 0:
@@ -348,13 +357,14 @@ def step_all(
             if w[c] > 0:
                 total += w[c]
         x = prev[member, level]
-        att = np.empty((m if w[3] > 0 else 0, D), dtype=prev.dtype)
+        tid = get_thread_id()
+        att = abuf[tid, :m]
         if w[3] > 0:
             if dense[level]:
                 _dense_block(
                     x, r0, kernels[level], self_excl[level], params[level],
                     norms[member, level], sqnorms[member, level], keyT[member, level], att,
-                    fast_erf, erf_c,
+                    fast_erf, erf_c, sbuf[tid, :m], ibuf[tid],
                 )  # fmt: skip
             else:
                 scores = np.empty(max_k, dtype=prev.dtype)
@@ -439,7 +449,7 @@ def run_steps(
     identity, mixes, tasks, task_ptr, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, keyT, tiny,
-    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
+    norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
 ):  # fmt: skip
     """Steps 1..steps of :func:`step_all` without returning to Python in between, for
     runs that need nothing between steps (no custom rule, settling test, summaries or
@@ -469,6 +479,7 @@ def run_steps(
             td_b2, pos, identity, mixes[s], tasks[task_ptr[s] : task_ptr[s + 1]], netbuf,
             kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, keyT,
             tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
+            scratch,
         )  # fmt: skip
         for q in range(nonfinite.shape[0]):
             if nonfinite[q] != 0:
