@@ -1,11 +1,13 @@
-"""One whole step of the built-in rule in a single parallel region.
+"""One whole step of the built-in rule: one numba function with two parallel loops.
 
-Work is split into tasks of (level, block of rows). Each task runs both nets of its rows as
-matrix products (``np.dot`` on single-threaded BLAS), GELU, attention and the combination
-and normalisation, and writes its rows of E[t]. Mixing BLAS's own threads with numba's
-made a step up to 100x slower on 2 cores (idle OpenBLAS threads spin); here there is only
-one pool of threads. Block boundaries depend on the number of columns only, never on the
-thread count, so results are the same for any number of threads.
+The first loop runs every net of the step as an equal task (about 256 rows, two matrix
+products through single-threaded BLAS with bias and GELU between) and, spread among them,
+the norms and keys of attention; the second runs attention, the combination and the
+normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
+without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
+slower on 2 cores (idle OpenBLAS threads spin); here there is only one pool of threads.
+Task boundaries depend on the sizes of the run only, never on the thread count, so results
+are the same for any number of threads.
 
 The built-in rule always runs here; custom rules go level by level through
 :mod:`glomsim._kernels.attention` and :mod:`glomsim._kernels.mlp`.

@@ -1,9 +1,10 @@
 """Fused bias + exact GELU, applied in place after the first matrix product of a net.
 
 GELU is the costliest elementwise step: libm's erf costs 5-15 ns an element and does not
-vectorise. In float32 ``bias_gelu_f32`` uses a branch-free rational approximation of erf
-(the minimax odd/even rational on [-4, 4] used by Eigen and XLA; max error 4e-7, below
-float32's resolution of the GELU output) that LLVM vectorises: about 0.3 ns an element.
+vectorise. In float32 :func:`glomsim._kernels.fused._gelu_rows` uses a branch-free rational
+approximation of erf (the minimax odd/even rational on [-4, 4] used by Eigen and XLA; max
+error 4e-7, below float32's resolution of the GELU output) that LLVM vectorises: about
+0.3 ns an element.
 float64 keeps libm's erf so that float64 runs match the reference to 1e-10.
 """
 
