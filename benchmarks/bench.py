@@ -68,14 +68,21 @@ def _median_interleaved(fns, repeats):
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+_ALLOWED_CPUS = None
+
+
 def _pin(threads):
-    """Pin every thread of the process to ``threads`` cores (Linux), so a 1-thread row
-    really runs on one core (unpinned, a 1-thread run was seen using 1.5 cores)."""
+    """Pin every thread of the process to ``threads`` of the cores it may use (Linux), so
+    a 1-thread row really runs on one core (unpinned, a 1-thread run was seen using 1.5
+    cores)."""
     import os
 
+    global _ALLOWED_CPUS
     if not hasattr(os, "sched_setaffinity"):
         return
-    cpus = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))[:threads]
+    if _ALLOWED_CPUS is None:  # before any pinning narrows it
+        _ALLOWED_CPUS = sorted(os.sched_getaffinity(0))
+    cpus = _ALLOWED_CPUS[:threads]
     for tid in os.listdir("/proc/self/task"):
         try:
             os.sched_setaffinity(int(tid), cpus)
@@ -174,8 +181,8 @@ def bench_config(name, threads, repeats, with_reference):
             reference.simulate(cfg, w, tokens, init, steps=2)
 
         fns["reference"] = ref_run
-    # short calls are repeated until a round of all peers has taken ~1 s in all: five
-    # samples of a 5 ms call gave medians 30% apart between runs
+    # short calls get more rounds, so that all rounds together take about a second (5 to
+    # 50 rounds): five samples of a 5 ms call gave medians 30% apart between runs
     t0 = time.perf_counter()
     for fn in fns.values():
         fn()

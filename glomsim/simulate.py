@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -130,6 +131,8 @@ def prepare_init(cfg: GlomConfig, weights: GlomWeights, init):
 
 _NET_NAMES = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
 _STACKED: dict = {}
+_STACKED_LOCK = threading.Lock()
+_STACKED_MAX_BYTES = 256 * 2**20
 
 
 def _stacked_nets(wlist: tuple, dt: np.dtype, splits: int):
@@ -139,7 +142,8 @@ def _stacked_nets(wlist: tuple, dt: np.dtype, splits: int):
     content hash (weights are immutable values): converting dim-256 nets to float32 on
     every call had cost ~5 ms a run."""
     key = (tuple(w.content_hash() for w in wlist), dt.str, splits)
-    hit = _STACKED.get(key)
+    with _STACKED_LOCK:
+        hit = _STACKED.get(key)
     if hit is None:
         pos = np.ascontiguousarray(np.stack([w.pos_code for w in wlist]), dtype=dt)
         if wlist[0].identity:
@@ -160,10 +164,20 @@ def _stacked_nets(wlist: tuple, dt: np.dtype, splits: int):
                     a = a.reshape(m, n, splits, h // splits, d)
                 nets.append(np.ascontiguousarray(a, dtype=dt))
             nets = tuple(nets)
-        if len(_STACKED) >= 4:  # a few sets of weights in turn (sweeps, benchmarks)
-            _STACKED.pop(next(iter(_STACKED)))
-        hit = _STACKED[key] = (nets, pos)
-    return hit
+        hit = (nets, pos)
+        # only shared weights, up to a few sets in turn (sweeps, benchmarks) and 256 MB
+        # in all: per-member ensembles are restacked on every call instead of kept alive
+        size = sum(a.nbytes for a in (pos, *nets))
+        if len(wlist) == 1 and size <= _STACKED_MAX_BYTES:
+            with _STACKED_LOCK:
+                while _STACKED and (
+                    len(_STACKED) >= 4
+                    or size + sum(v for _, v in _STACKED.values()) > _STACKED_MAX_BYTES
+                ):
+                    _STACKED.pop(next(iter(_STACKED)))
+                _STACKED[key] = (hit, size)
+        return hit
+    return hit[0]
 
 
 class _Plan:
@@ -245,7 +259,9 @@ class _Plan:
         # tasks and one waits ~10% of the step. When a net would be a single task, it is
         # cut in two, along the hidden layer for wide nets (each weight is still packed
         # once per step) or else into two row blocks.
-        self.splits = 2 if (nb * ng == 1 and H >= 512 and H % 2 == 0) else 1
+        # The hidden-layer cut depends on N and H only (not on members), so an ensemble
+        # member adds its hidden units in the same order as the same run alone.
+        self.splits = 2 if (N <= 256 and H >= 512 and H % 2 == 0) else 1
         if nb * ng == 1 and self.splits == 1 and N >= 16:
             self.block = -(-N // 2)
         self.nets, self.pos_all = _stacked_nets(tuple(wlist), dt, self.splits)
@@ -268,10 +284,11 @@ class _Plan:
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
         self.nonfinite = np.zeros(L * M * -(-N // self.rows), dtype=np.uint8)
-        # per-thread scratch of the fused step, one slot per thread numba may start
+        # per-thread scratch of the fused step, one slot per thread of the run (simulate
+        # only ever lowers the thread count after planning; run/fused_step check it)
         import numba
 
-        T = numba.config.NUMBA_NUM_THREADS
+        T = self.threads = numba.get_num_threads()
         net_rows = 1 if self.identity else self.group * self.block
         hc = 1 if self.identity else H // self.splits
         dense_n = N if self.dense.any() else 1
@@ -394,12 +411,13 @@ class _Plan:
             self._custom(prev, delayed, below, level, mix[level], out, rule, t)
         return bool(np.isfinite(out).all())
 
-    def fused_step(self, prev, delayed, inputs, t, out):
+    def fused_step(self, prev, delayed, inputs, t, out) -> bool:
         """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
-        (M, N, D)."""
+        (M, N, D); False when the new state holds a NaN or an infinity."""
         from ._kernels.fused import step_all
         from ._kernels.mlp import ERF_F32
 
+        self._check_threads()
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
         mix, tasks = self._fused_args(t)
@@ -421,6 +439,7 @@ class _Plan:
         from ._kernels.fused import run_steps
         from ._kernels.mlp import ERF_F32
 
+        self._check_threads()
         if out.ndim == 4:  # one simulation: a member axis of length 1
             out, inputs = out[:, None], inputs[None]
             ring = None if ring is None else ring[:, None]
@@ -435,6 +454,15 @@ class _Plan:
             self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
             self.rows, self.group, self.nonfinite, self.scratch,
         )  # fmt: skip
+
+    def _check_threads(self):
+        import numba
+
+        if numba.get_num_threads() > self.threads:
+            raise RuntimeError(
+                f"numba's thread count rose from {self.threads} to {numba.get_num_threads()} "
+                "after this run was planned; set it before calling simulate"
+            )
 
     def _schedule_tables(self):
         """Mixing weights (S+1, L, 4) of steps 0..S in the run's dtype (constant after the

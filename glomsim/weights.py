@@ -133,15 +133,21 @@ class GlomWeights:
             a = getattr(self, name)
             if a is not None and not np.all(np.isfinite(a)):
                 raise ValueError(f"weights.{name} contains NaN or inf")
-        # weights are values: their arrays are read-only copies, so the content hash can
-        # be computed once (hashing 40 MB of nets on every simulate call cost 40 ms)
+        # weights are values: their arrays are read-only copies (made in __setattr__), so
+        # the content hash can be computed once (hashing 40 MB of nets on every simulate
+        # call cost 40 ms) and is forgotten when an array is replaced
         for name in _ARRAYS:
-            a = getattr(self, name)
-            if a is not None:
-                a = np.array(a, dtype=np.float64, copy=True)
-                a.flags.writeable = False
-                setattr(self, name, a)
+            setattr(self, name, getattr(self, name))
         self._hash = None
+
+    def __setattr__(self, name, value):
+        if name in _ARRAYS and value is not None:
+            value = np.array(value, dtype=np.float64, copy=True)
+            value.flags.writeable = False
+        object.__setattr__(self, name, value)
+        if name != "_hash":
+            # the hash keys the simulate's cache of converted nets: it must follow the arrays
+            object.__setattr__(self, "_hash", None)
 
     # ---------------------------------------------------------------------------
     @property

@@ -7,11 +7,12 @@ import glomsim as gs
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("radius", [1.5, float("inf")])
-def test_members_equal_single_runs(dtype, radius):
+@pytest.mark.parametrize("radius,dim", [(1.5, 5), (float("inf"), 5), (1.5, 128)])
+def test_members_equal_single_runs(dtype, radius, dim):
+    """dim 128 (hidden 512): nets cut along the hidden layer, alone and in the ensemble."""
     cfg = gs.GlomConfig(
         levels=3,
-        dim=5,
+        dim=dim,
         grid=(3, 4),
         steps=6,
         dtype=dtype,
@@ -21,8 +22,8 @@ def test_members_equal_single_runs(dtype, radius):
     )
     rng = np.random.default_rng(0)
     ws = [gs.random_weights(cfg, seed=s) for s in range(4)]
-    u = rng.standard_normal((4, 12, 5))
-    init = rng.standard_normal((4, 3, 12, 5))
+    u = rng.standard_normal((4, 12, dim))
+    init = rng.standard_normal((4, 3, 12, dim))
     ens = gs.simulate_ensemble(cfg, ws, inputs=u, init=init, record_every=2)
     assert ens.embedding.dims == ("member", "time", "level", "column", "feature")
     assert ens.time.values.tolist() == [0, 2, 4, 6]

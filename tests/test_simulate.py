@@ -238,3 +238,19 @@ def test_reference_and_numba_agree_on_schedules_and_delay_two():
     ds = gs.simulate(cfg, w)
     want = reference.simulate(cfg, w, np.zeros((9, 4)), ds.embedding.values[0])
     assert np.abs(ds.embedding.values - want).max() < 1e-10
+
+
+def test_replacing_a_weights_array_is_seen_by_the_next_run():
+    """Converted nets are cached by the weights' content hash: replacing an array must
+    change the hash, and the next run must use the new array (and match the reference)."""
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
+    w = gs.random_weights(cfg, seed=0)
+    before = gs.simulate(cfg, w).embedding.values
+    old_hash = w.content_hash()
+    w.bu_w2 = w.bu_w2 * 5
+    assert w.content_hash() != old_hash
+    assert not w.bu_w2.flags.writeable  # replaced arrays are read-only copies too
+    after = gs.simulate(cfg, w).embedding.values
+    want = reference.simulate(cfg, w, np.zeros((9, 4)), after[0])
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, want, rtol=1e-4, atol=1e-5)

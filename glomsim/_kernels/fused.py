@@ -249,7 +249,7 @@ def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fas
                     att[r, k] = x[r0 + r, k]
 
 
-# no loop fusion: the last loop reads what the first two write for other rows
+# no loop fusion: the second loop reads what the first writes for other rows
 @njit(parallel={"fusion": False})
 def step_all(
     prev, delayed, inputs, out,

@@ -1,4 +1,5 @@
-"""The one place that sets numba's options: nopython, nogil, fastmath off, and caching.
+"""The one place that sets numba's options: nopython, nogil, caching, and fastmath off
+(a few kernels opt into reassociation or fused multiply-adds, each saying why).
 
 Caching is on when numba's cache folder is writable and ``GLOMSIM_NUMBA_CACHE`` is not
 ``0``; a read-only install or a failed probe falls back to no cache instead of failing.
