@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,31 @@ def _attrs(name):
     return {"long_name": v.long_name, "units": v.units, "description": v.description}
 
 
+_COORDS_CACHE: dict = {}
+_COORDS_LOCK = threading.Lock()
+
+
+def _cached_coords(cfg, coords: dict):
+    """``xr.Coordinates`` of these coords (with their indexes), built once per config and
+    set of coordinate values: building the indexes was ~0.27 of the ~0.42 ms that making
+    a small run's Dataset cost. Datasets share the read-only values; each gets its own
+    attrs."""
+    import xarray as xr
+
+    key = (cfg.to_json(), tuple((k, v[1].tobytes()) for k, v in coords.items()))
+    with _COORDS_LOCK:
+        hit = _COORDS_CACHE.get(key)
+    if hit is None:
+        for _, values, _ in coords.values():
+            values.flags.writeable = False
+        hit = xr.Coordinates({k: v for k, v in coords.items()})
+        with _COORDS_LOCK:
+            while len(_COORDS_CACHE) >= 16:
+                _COORDS_CACHE.pop(next(iter(_COORDS_CACHE)))
+            _COORDS_CACHE[key] = hit
+    return hit
+
+
 def create_dataset(
     cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None, summaries=None
 ):
@@ -109,8 +135,8 @@ def create_dataset(
         "level": ("level", np.arange(L, dtype=np.int64), cattrs("level")),
         "column": ("column", np.arange(N, dtype=np.int64), cattrs("column")),
         "feature": ("feature", np.arange(D, dtype=np.int64), cattrs("feature")),
-        "y": ("column", pos[:, 0], cattrs("y")),
-        "x": ("column", pos[:, 1], cattrs("x")),
+        "y": ("column", pos[:, 0].copy(), cattrs("y")),
+        "x": ("column", pos[:, 1].copy(), cattrs("x")),
     }
     if member:
         coords["member"] = (
@@ -131,7 +157,7 @@ def create_dataset(
             data_vars[name] = (lead + VARIABLES[name].dims, values, _attrs(name))
         n_steps = next(iter(summaries.values())).shape[len(lead)]
         coords["step"] = ("step", np.arange(n_steps, dtype=np.int64), cattrs("step"))
-    ds = xr.Dataset(data_vars, coords=coords)
+    ds = xr.Dataset(data_vars, coords=_cached_coords(cfg, coords))
     if isinstance(weights, (list, tuple)):
         import hashlib
 

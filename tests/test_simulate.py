@@ -254,3 +254,18 @@ def test_replacing_a_weights_array_is_seen_by_the_next_run():
     want = reference.simulate(cfg, w, np.zeros((9, 4)), after[0])
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, want, rtol=1e-4, atol=1e-5)
+
+
+def test_results_share_read_only_coordinates_but_not_attrs():
+    """Coordinates are cached per config: a result's coordinate values cannot be written
+    in place (that would change other results), and attrs edited on one result stay there."""
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
+    a = gs.simulate(cfg)
+    a.time.attrs["note"] = "mine"
+    with pytest.raises(ValueError, match="read-only"):
+        a.y.values[0] = 5.0
+    b = gs.simulate(cfg)
+    assert "note" not in b.time.attrs
+    assert float(b.y[0]) == 0.0 and b.time.values.tolist() == [0, 1, 2, 3]
+    moved = a.assign_coords(y=a.y + 1)
+    assert float(moved.y[0]) == 1.0 and float(gs.simulate(cfg).y[0]) == 0.0
