@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from .config import KERNELS, GlomConfig
-from .weights import GlomWeights, random_weights
+from .weights import NET_ARRAYS, GlomWeights, random_weights
 
 __all__ = [
     "simulate",
@@ -129,7 +129,6 @@ def prepare_init(cfg: GlomConfig, weights: GlomWeights, init):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-_NET_NAMES = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
 _STACKED: dict = {}
 _STACKED_LOCK = threading.Lock()
 _STACKED_MAX_BYTES = 256 * 2**20
@@ -151,7 +150,7 @@ def _stacked_nets(wlist: tuple, dt: np.dtype, splits: int):
             nets = (z5, z4, z5, z3, z5, z4, z5, z3)
         else:
             nets = []
-            for k in _NET_NAMES:
+            for k in NET_ARRAYS:
                 a = np.stack([getattr(w, k) for w in wlist])
                 if k.endswith("w1"):  # (M, L, D, H) -> (M, L, S, D, H/S)
                     m, n, d, h = a.shape

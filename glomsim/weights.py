@@ -23,15 +23,10 @@ __all__ = [
     "sinusoidal_positions",
 ]
 
-_ARRAYS = (
-    "bu_w1",
-    "bu_b1",
-    "bu_w2",
-    "bu_b2",
-    "td_w1",
-    "td_b1",
-    "td_w2",
-    "td_b2",
+#: The nets' fields: bottom-up then top-down, each (w1, b1, w2, b2).
+NET_ARRAYS = ("bu_w1", "bu_b1", "bu_w2", "bu_b2", "td_w1", "td_b1", "td_w2", "td_b2")
+
+_ARRAYS = NET_ARRAYS + (
     "pos_code",
     "init_levels",
     "patch_w",
@@ -269,6 +264,11 @@ def sinusoidal_positions(positions: np.ndarray, dim: int, scale: float = 1.0) ->
     return out * scale * np.sqrt(2.0)
 
 
+def net_fields(bu, td) -> dict:
+    """GlomWeights' net fields from the (w1, b1, w2, b2) of the bottom-up and top-down nets."""
+    return dict(zip(NET_ARRAYS, (*bu, *td), strict=True))
+
+
 def random_weights(
     cfg: GlomConfig,
     seed: int | np.random.Generator | None = None,
@@ -335,14 +335,7 @@ def random_weights(
         dim=D,
         hidden=H,
         n_columns=cfg.n_columns,
-        bu_w1=bu[0],
-        bu_b1=bu[1],
-        bu_w2=bu[2],
-        bu_b2=bu[3],
-        td_w1=td[0],
-        td_b1=td[1],
-        td_w2=td[2],
-        td_b2=td[3],
+        **net_fields(bu, td),
         pos_code=pos,
         init_levels=init,
         patch_w=patch_w,

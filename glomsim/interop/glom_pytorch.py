@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..config import Attention, GlomConfig, Mix
-from ..weights import GlomWeights
+from ..weights import GlomWeights, net_fields
 
 __all__ = ["from_glom_pytorch", "to_glom_pytorch", "glom_kwargs"]
 
@@ -324,14 +324,7 @@ def from_glom_pytorch(
         dim=dim,
         hidden=MULT * dim,
         n_columns=side * side,
-        bu_w1=bu[0],
-        bu_b1=bu[1],
-        bu_w2=bu[2],
-        bu_b2=bu[3],
-        td_w1=td[0],
-        td_b1=td[1],
-        td_w2=td[2],
-        td_b2=td[3],
+        **net_fields(bu, td),
         pos_code=_to_numpy(sd["pos_emb.weight"]),
         init_levels=_to_numpy(sd["init_levels"]),
         # nn.Linear computes x @ weight.T + bias
