@@ -414,20 +414,13 @@ class _Plan:
         """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
         (M, N, D); False when the new state holds a NaN or an infinity."""
         from ._kernels.fused import step_all
-        from ._kernels.mlp import ERF_F32
 
         self._check_threads()
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
         mix, tasks = self._fused_args(t)
-        step_all(
-            prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
-            tasks, self.netbuf, self.kernels, self.self_excl, self.params,
-            self.dense, self.indptr_all, self.indices_all, self.max_k, self.norms_all,
-            self.sqnorms_all, self.keyT, self.dtype.type(1e-12), self.norm_id, self.ln_eps,
-            self.fast_erf, ERF_F32, self.gelu_consts, self.block, self.rows, self.group,
-            self.nonfinite, self.scratch,
-        )  # fmt: skip
+        step_all(prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
+                 tasks, *self._kernel_tail())  # fmt: skip
         return not self.nonfinite.any()
 
     def run(self, out, ring, steps, record_every, inputs) -> int:
@@ -436,7 +429,6 @@ class _Plan:
         ``ring`` with every record_every-th and the last copied to ``out``. Returns the
         first step whose state is not finite, or steps + 1."""
         from ._kernels.fused import run_steps
-        from ._kernels.mlp import ERF_F32
 
         self._check_threads()
         if out.ndim == 4:  # one simulation: a member axis of length 1
@@ -445,13 +437,20 @@ class _Plan:
         if ring is None:
             ring = np.empty((1,) * out.ndim, dtype=out.dtype)
         mixes, tasks, task_ptr = self._schedule_tables()
-        return run_steps(
-            steps, out, ring, record_every, self.cfg.top_down_delay, inputs, *self.nets,
-            self.pos_all, self.identity, mixes, tasks, task_ptr, self.netbuf, self.kernels,
-            self.self_excl, self.params, self.dense, self.indptr_all, self.indices_all,
-            self.max_k, self.norms_all, self.sqnorms_all, self.keyT, self.dtype.type(1e-12),
-            self.norm_id, self.ln_eps, self.fast_erf, ERF_F32, self.gelu_consts, self.block,
-            self.rows, self.group, self.nonfinite, self.scratch,
+        return run_steps(steps, out, ring, record_every, self.cfg.top_down_delay, inputs,
+                         *self.nets, self.pos_all, self.identity, mixes, tasks, task_ptr,
+                         *self._kernel_tail())  # fmt: skip
+
+    def _kernel_tail(self) -> tuple:
+        """The arguments ``step_all`` and ``run_steps`` share after the net tasks, in order."""
+        from ._kernels.mlp import ERF_F32
+
+        return (
+            self.netbuf, self.kernels, self.self_excl, self.params, self.dense,
+            self.indptr_all, self.indices_all, self.max_k, self.norms_all, self.sqnorms_all,
+            self.keyT, self.dtype.type(1e-12), self.norm_id, self.ln_eps, self.fast_erf,
+            ERF_F32, self.gelu_consts, self.block, self.rows, self.group, self.nonfinite,
+            self.scratch,
         )  # fmt: skip
 
     def _check_threads(self):
@@ -806,7 +805,8 @@ def _integrate(
         )
 
     try:
-        if rule is None and settle is None and not summaries_only and bar is None:
+        in_numba = rule is None and settle is None and not summaries_only and bar is None
+        if in_numba:
             # nothing to do between steps in Python: the whole run is one numba call, so
             # threads go from one step to the next without sleeping (~15% of a small step)
             failed = plan.run(out, ring, steps, record_every, tokens)
@@ -815,8 +815,7 @@ def _integrate(
             n_rec = len(times)
             if failed <= steps:
                 raise diverged(failed, out[failed] if direct else ring[failed % (d + 1)])
-            steps = 0  # done: skip the step-by-step loop
-        for t in range(1, steps + 1):
+        for t in range(1, 0 if in_numba else steps + 1):  # step by step otherwise
             if direct:
                 prev, delayed, new = out[t - 1], out[max(t - d, 0)], out[t]
             else:
