@@ -183,6 +183,7 @@ class _Plan:
     """Everything fixed for a run: weights in the run's dtype, neighbour lists, buffers."""
 
     def __init__(self, cfg: GlomConfig, weights, members: int = 1):
+        from ._kernels.fused import BOUND_SHIFT_MAX
         from .neighbours import neighbour_csr
         from .reference import GLOM_PYTORCH_SELF_SCORE, bounded_tolerance
 
@@ -206,8 +207,10 @@ class _Plan:
             att = cfg.attention_at(level)
             bound = (att.epsilon or 0.0) * (1.0 + bounded_tolerance(dt))
             params = np.array(
-                [att.beta, bound, 1 / math.sqrt(D), GLOM_PYTORCH_SELF_SCORE, 1e-12], dtype=dt
-            )
+                [att.beta, bound, 1 / math.sqrt(D), GLOM_PYTORCH_SELF_SCORE, 1e-12,
+                 1.0, 2.0, BOUND_SHIFT_MAX, np.inf],
+                dtype=dt,
+            )  # fmt: skip
             dense = math.isinf(att.radius) and att.kernel != "bounded"
             entry = dict(
                 kernel=KERNELS.index(att.kernel),
@@ -242,7 +245,7 @@ class _Plan:
         M = members
         self.norms_all = np.empty((M, L, N), dtype=dt)
         self.sqnorms_all = np.empty((M, L, N), dtype=dt)
-        self.keyT = np.empty((M, L, D, N) if self.dense.any() else (M, L, 1, 1), dtype=dt)
+        self.inv_norms = np.empty((M, L, N), dtype=dt)
         # The work split is a function of the sizes only, so results never depend on the
         # number of threads. A net task multiplies about 256 rows: BLAS repacks the weights
         # on every call, and 128-row tasks cost 10% more per FLOP than 256-row ones on
@@ -297,7 +300,6 @@ class _Plan:
             np.empty((T, net_rows, D), dt),
             np.empty((T, self.rows, D), dt),
             np.empty((T, self.rows, dense_n), dt),
-            np.empty((T, dense_n), np.int32),
         )
 
     @functools.cached_property
@@ -448,7 +450,7 @@ class _Plan:
         return (
             self.netbuf, self.kernels, self.self_excl, self.params, self.dense,
             self.indptr_all, self.indices_all, self.max_k, self.norms_all, self.sqnorms_all,
-            self.keyT, self.dtype.type(1e-12), self.norm_id, self.ln_eps, self.fast_erf,
+            self.inv_norms, self.dtype.type(1e-12), self.norm_id, self.ln_eps, self.fast_erf,
             ERF_F32, self.gelu_consts, self.block, self.rows, self.group, self.nonfinite,
             self.scratch,
         )  # fmt: skip
@@ -478,7 +480,8 @@ class _Plan:
         weights: (net, level, first member, first row, hidden chunk) of every net to run
         (bottom-up where its weight is > 0, top-down below the top where its weight is
         > 0, none for identity nets), and (2, level, member, first row, 0) for the norms
-        and keys of every block of rows where attention is on, spread evenly among them."""
+        (and key scales) of every block of rows where attention is on, spread evenly among
+        them."""
         key = tuple((mix > 0).ravel())
         tasks = self._task_cache.get(key)
         if tasks is None:

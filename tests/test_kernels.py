@@ -85,6 +85,61 @@ def test_attention_matches_naive(
     assert _rel(got, want) < tol
 
 
+def _fused_attention(cfg, x):
+    """The fused step's attention contribution alone: identity nets, a mix of attention
+    only and no normalisation make the new level-0 state equal to it."""
+    plan = _Plan(cfg, gs.identity_weights(cfg))
+    state = np.stack([x, x])
+    out = np.empty_like(state)
+    plan.fused_step(state, state, x, 1, out)
+    return out[0]
+
+
+@pytest.mark.parametrize("kernel", ["dot", "cosine", "gaussian", "glom_pytorch"])
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize(
+    "dtype,scale,tol",
+    [
+        ("float64", 0.05, 1e-12),
+        ("float64", 1.0, 1e-12),
+        ("float64", 4.0, 1e-11),  # dot scores up to ~400: the shift is the maximum
+        ("float64", 20.0, 1e-10),  # scores up to ~1e4
+        ("float32", 0.05, 1e-5),
+        ("float32", 1.0, 1e-5),
+    ],
+)
+def test_fused_dense_attention_matches_naive(kernel, include_self, dtype, scale, tol):
+    """Global attention in the fused step, at score ranges where each softmax row is
+    shifted by a bound on its scores (small) and by their maximum (large)."""
+    rng = np.random.default_rng(7)
+    att = gs.Attention(kernel=kernel, beta=1.5, include_self=include_self)
+    cfg = gs.GlomConfig(levels=1, dim=6, grid=(5, 7), attention=att, dtype=dtype,
+                        mix=gs.Mix(0, 0, 0, 1), normalize="none")  # fmt: skip
+    x = (scale * rng.standard_normal((cfg.n_columns, cfg.dim))).astype(dtype)
+    got = _fused_attention(cfg, x)
+    want = naive.attend(x.astype(float), cfg.position_array(), kernel, 1.5, None,
+                        math.inf, include_self)  # fmt: skip
+    assert _rel(got, want) < tol
+
+
+@pytest.mark.parametrize("kernel", ["dot", "cosine"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_attention_when_every_score_sits_at_the_lower_bound(kernel, dtype):
+    """Column 0 is v, every other column -v, self excluded: column 0's scores all equal
+    minus the bound its softmax is shifted by (e^-2x the bound, near 2e-25 at a bound of
+    28), so only a softmax without underflow gives its attention -v, the mean of the
+    others."""
+    v = np.array([1.0, -2.0, 0.5, 3.0])
+    beta = 28.0 / (v @ v) if kernel == "dot" else 28.0
+    att = gs.Attention(kernel=kernel, beta=beta, include_self=False)
+    cfg = gs.GlomConfig(levels=1, dim=4, grid=(3, 3), attention=att, dtype=dtype,
+                        mix=gs.Mix(0, 0, 0, 1), normalize="none")  # fmt: skip
+    x = np.tile(-v, (cfg.n_columns, 1)).astype(dtype)
+    x[0] = v
+    got = _fused_attention(cfg, x)
+    np.testing.assert_allclose(got[0], -v, rtol=1e-6)
+
+
 def test_csr_matches_dense_ball():
     pos = np.random.default_rng(0).uniform(0, 5, size=(40, 2))
     for radius in [0.0, 0.5, 1.0, 2.0, math.inf]:

@@ -2,7 +2,7 @@
 
 The first loop runs every net of the step as an equal task (about 256 rows, two matrix
 products through single-threaded BLAS with bias and GELU between) and, spread among them,
-the norms and keys of attention; the second runs attention, the combination and the
+the norms of attention; the second runs attention, the combination and the
 normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
 without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
 slower on 2 cores (idle OpenBLAS threads spin); here there is only one pool of threads.
@@ -13,13 +13,16 @@ The built-in rule always runs here; custom rules go level by level through
 :mod:`glomsim._kernels.attention` and :mod:`glomsim._kernels.mlp`.
 
 Kernel ids: 0 dot, 1 cosine, 2 gaussian, 3 bounded, 4 glom_pytorch. Per-level attention
-scalars ``params[level]`` = [beta, bounded threshold, 1/sqrt(D), self score, 1e-12].
+scalars ``params[level]`` = [beta, bounded threshold, 1/sqrt(D), self score, 1e-12, 1, 2,
+BOUND_SHIFT_MAX, inf], all in the state's dtype: in numba a float32 plus a Python number
+is a float64, and one such constant made whole loops run in float64.
 """
 
 import math
 
 import numpy as np
-from numba import get_thread_id
+from numba import get_thread_id, types
+from numba.extending import intrinsic
 
 from .jit import njit, prange
 
@@ -57,13 +60,15 @@ def _gelu_rows(h, b, fast, c, gc):
                 row[k] = half * z * (one + math.erf(z * inv_sqrt2))
 
 
-@njit
-def _key_rows(x, r0, r1, dense, normalise_keys, tiny, norms, sqnorms, keyT):
-    """Norms and squared norms of rows r0..r1 of ``x``; for ``dense`` attention also the
-    keys as columns of ``keyT`` (D, N): x_i, or x_i / max(|x_i|, tiny) with
-    ``normalise_keys`` (the glom_pytorch kernel). Transposed because BLAS multiplies
-    small blocks by a plain (D, N) matrix up to 1.5x faster than by a transposed one."""
+@njit(fastmath={"reassoc", "contract"})
+def _key_rows(x, r0, r1, normalise_keys, tiny, norms, sqnorms, inv_norms):
+    """Norms and squared norms of rows r0..r1 of ``x`` and, with ``normalise_keys`` (the
+    glom_pytorch kernel, whose keys are x_j / max(|x_j|, tiny)), those scales in
+    ``inv_norms``. Dense attention multiplies by x itself and scales column j of the
+    scores by inv_norms[j] in the softmax pass: transposing normalised keys had cost
+    0.85 ns an entry, more than BLAS gains from a plain (D, N) operand."""
     D = x.shape[1]
+    one = tiny / tiny
     for i in range(r0, r1):
         s = tiny - tiny
         for k in range(D):
@@ -71,13 +76,8 @@ def _key_rows(x, r0, r1, dense, normalise_keys, tiny, norms, sqnorms, keyT):
         nrm = math.sqrt(s)
         norms[i] = nrm
         sqnorms[i] = s
-        if dense and normalise_keys:
-            den = nrm if nrm > tiny else tiny
-            for k in range(D):
-                keyT[k, i] = x[i, k] / den
-        elif dense:
-            for k in range(D):
-                keyT[k, i] = x[i, k]
+        if normalise_keys:
+            inv_norms[i] = one / (nrm if nrm > tiny else tiny)
 
 
 @njit(fastmath={"reassoc", "contract"})
@@ -153,89 +153,138 @@ def _local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, o
             out_row[k] += a * x[j, k]
 
 
-@njit(fastmath={"reassoc", "contract"}, inline="always")
-def _exp_rows_f32(row, mx, ec, bits):
-    """row[j] <- exp(row[j] - mx) in float32 (all arguments <= 0), returning the sum.
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose IEEE 754 bits are the low 32 bits of the integer ``bits`` (a
+    truncation and a bitcast, both vectorisable; numba widens int32 sums to int64)."""
+    if not isinstance(bits, types.Integer):
+        return None
 
-    Branch-free so LLVM vectorises it: 2^n 2^f with n = round(x log2 e), |f| <= 1/2, 2^f by
-    its Taylor series to f^6 (relative error < 4e-6 near underflow, ~1e-7 elsewhere), and
-    2^n written as float32 exponent bits into the int32 scratch ``bits`` and read back
-    through a float32 view (half the time of multiplying powers of two picked by the bits
-    of n); below -87 the result is 0.
+    def codegen(context, builder, signature, args):
+        low = args[0]
+        if bits.bitwidth > 32:
+            low = builder.trunc(low, context.get_value_type(types.int32))
+        return builder.bitcast(low, context.get_value_type(types.float32))
+
+    return types.float32(bits), codegen
+
+
+@njit(fastmath={"reassoc", "contract"}, inline="always")
+def _exp_row(row, scale, cols, by_cols, shift, self_j, self_value, fast, ec):
+    """row[j] <- exp(scale c_j row[j] - shift), c_j = cols[j] if ``by_cols`` else 1, and
+    exp(self_value) at j == self_j (-1: none); returns the sum. Every argument of exp is
+    <= 0 up to rounding.
+
+    One branch-free pass that LLVM vectorises. ``fast`` (float32): 2^n 2^f with
+    n = round(x log2 e), |f| <= 1/2, 2^f by its Taylor series to f^6 (relative error
+    < 4e-6 near underflow, ~1e-7 elsewhere) and 2^n built from its exponent bits; below
+    -87 the result is 0. Otherwise libm's exp (float64 runs match the reference to 1e-10).
     """
-    log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
-    ezero, xmin, ehalf, eone = ec[24], ec[25], ec[14], ec[16]
     n = row.shape[0]
-    for jj in range(n):
-        x0 = row[jj] - mx
-        xx = x0 if x0 > xmin else xmin
-        tt = xx * log2e
-        nn = np.floor(tt + ehalf)  # float32; math.floor gives an int64 and float64 after
-        fr = (tt - nn) * ln2
-        row[jj] = eone + fr * (eone + fr * (k2 + fr * (k3 + fr * (k4 + fr * (k5 + fr * k6)))))
-        biased = (np.int32(nn) + np.int32(127)) << np.int32(23)
-        bits[jj] = biased if x0 > xmin else np.int32(0)
-    scale = bits[:n].view(np.float32)
-    total = ezero
-    for jj in range(n):
-        ee = row[jj] * scale[jj]
-        row[jj] = ee
-        total += ee
+    zero = shift - shift
+    total = zero
+    one = ec[16]
+    if fast:
+        log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
+        xmin, ehalf, eone = ec[25], ec[14], one
+        for jj in range(n):
+            cj = cols[jj] if by_cols else one
+            x0 = self_value if jj == self_j else scale * cj * row[jj] - shift
+            xx = x0 if x0 > xmin else xmin
+            tt = xx * log2e
+            nn = np.floor(tt + ehalf)  # float32; math.floor gives an int64 and float64 after
+            fr = (tt - nn) * ln2
+            pw = eone + fr * (eone + fr * (k2 + fr * (k3 + fr * (k4 + fr * (k5 + fr * k6)))))
+            ee = pw * _f32_from_bits((np.int32(nn) + np.int32(127)) << np.int32(23))
+            ee = ee if x0 > xmin else zero
+            row[jj] = ee
+            total += ee
+    else:
+        for jj in range(n):
+            cj = cols[jj] if by_cols else one
+            x0 = self_value if jj == self_j else scale * cj * row[jj] - shift
+            ee = math.exp(x0)
+            row[jj] = ee
+            total += ee
     return total
 
 
+#: Largest shift of a softmax row taken from a bound on its scores instead of their
+#: maximum: the row's terms are then >= e^-60 times its largest, far above underflow.
+BOUND_SHIFT_MAX = 30.0
+
+
 @njit(fastmath={"reassoc", "contract"})
-def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, keyT, att, fast, ec, s, bits):
-    """Global softmax attention of rows r0.. of x: S = x_block keys^T, softmax, S x.
+def _dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att, fast, ec, s):
+    """Global softmax attention of rows r0.. of x: S = x_block x^T, softmax, S x.
 
     The kernel is chosen once per row, outside the loop over columns, so each loop is a
-    plain vectorisable pass; self-exclusion is applied to the one diagonal entry after.
+    plain vectorisable pass (glom_pytorch's unit keys scale column j by inv_norms[j] there).
+    The dot and glom_pytorch kernels (and cosine) shift each row by a bound on its scores
+    instead of their maximum (Cauchy-Schwarz: |beta| |x_i| max|x_j|, |beta| |x_i| / sqrt(D)
+    with unit keys, |beta|), so that scaling, the self entry and exp are one pass; when
+    that bound exceeds ``BOUND_SHIFT_MAX`` (and for the gaussian kernel) the row's maximum
+    is taken instead. The shift cancels in the softmax.
     """
     m = att.shape[0]
     N = x.shape[0]
     beta, inv_sqrt_d, self_score = p[0], p[2], p[3]
+    one, two, limit, inf = p[5], p[6], p[7], p[8]  # in x's dtype (zero + 1 is a float64)
     zero = beta - beta
-    two = beta - beta + 2
-    np.dot(x[r0 : r0 + m], keyT, s)  # s: (m, N) scratch, bits: (N,) int32 scratch
+    np.dot(x[r0 : r0 + m], x.T, s)  # s: (m, N) scratch
+    maxnorm = zero
+    if kernel == DOT:
+        for j in range(N):
+            maxnorm = norms[j] if norms[j] > maxnorm else maxnorm
+    by_cols = kernel == GLOM_PYTORCH
     lonely = False
     for r in range(m):
         i = r0 + r
         row = s[r]
+        scale = one
+        bound = inf  # no bound: take the maximum
         if kernel == DOT:
-            for j in range(N):
-                row[j] = beta * row[j]
+            scale = beta
+            bound = abs(beta) * norms[i] * maxnorm
+        elif kernel == GLOM_PYTORCH:
+            scale = beta * inv_sqrt_d
+            bound = abs(scale) * norms[i]
         elif kernel == COSINE:
             ni = norms[i]
             for j in range(N):
                 den = ni * norms[j]
                 row[j] = beta * (row[j] / den) if den > 0 else zero
-        elif kernel == GAUSSIAN:
-            # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; the |x_i|^2 term cancels in softmax
+            bound = abs(beta)
+        else:  # gaussian: |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; |x_i|^2 cancels
             for j in range(N):
                 row[j] = -beta * (sqnorms[j] - two * row[j])
+        own = self_score if kernel == GLOM_PYTORCH else -inf
+        if bound <= limit:
+            # bound >= 0 >= the glom_pytorch self score
+            total = _exp_row(row, scale, inv_norms, by_cols, bound,
+                             i if self_excluded else -1, own - bound, fast, ec)  # fmt: skip
         else:
-            scale = beta * inv_sqrt_d
-            for j in range(N):
-                row[j] = scale * row[j]
-        if self_excluded:
-            row[i] = self_score if kernel == GLOM_PYTORCH else -np.inf
-        mx = row[0]  # not -inf, a float64: see _local_row
-        for j in range(1, N):
-            mx = row[j] if row[j] > mx else mx
-        if mx == -np.inf:
+            if by_cols:
+                for j in range(N):
+                    row[j] = scale * inv_norms[j] * row[j]
+            elif scale != one:
+                for j in range(N):
+                    row[j] = scale * row[j]
+            if self_excluded:
+                row[i] = own
+            mx = row[0]  # not -inf, a float64: see _local_row
+            for j in range(1, N):
+                mx = row[j] if row[j] > mx else mx
+            if mx == -inf:  # every entry excluded: a column alone keeps its state
+                for j in range(N):
+                    row[j] = zero
+                lonely = True
+                continue
+            total = _exp_row(row, one, inv_norms, False, mx, -1, zero, fast, ec)
+        if total == 0:  # every entry excluded (the bound's largest term is >= e^-60)
             lonely = True
-            for j in range(N):
-                row[j] = zero
             continue
-        if fast:
-            total = _exp_rows_f32(row, mx, ec, bits)
-        else:
-            total = zero
-            for j in range(N):
-                e = math.exp(row[j] - mx)
-                row[j] = e
-                total += e
-        inv = (zero + 1) / total
+        inv = one / total
         for j in range(N):
             row[j] = row[j] * inv
     np.dot(s, x, att)
@@ -256,7 +305,7 @@ def step_all(
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
     identity, mix, net_tasks, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
-    norms, sqnorms, keyT, tiny,
+    norms, sqnorms, inv_norms, tiny,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
 ):  # fmt: skip
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
@@ -265,7 +314,8 @@ def step_all(
 
     Two parallel loops. The first runs the tasks of ``net_tasks`` (T, 5). A task
     (2, level, member, first row, 0) computes the norms of ``rows`` rows of E[t-1] (and
-    the keys of dense levels, ``keyT`` (M, L, D, N)) where attention is on; these tasks
+    the key scales of the glom_pytorch kernel, ``inv_norms`` (M, L, N)) where attention
+    is on; these tasks
     are spread evenly among the others, so an even split of the loop stays balanced (a
     loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
     top-down, level, first member, first row, hidden chunk) runs one net on ``group``
@@ -289,24 +339,24 @@ def step_all(
     new rows hold a NaN or an infinity, so the caller need not scan the state again.
     ``scratch`` = per-thread buffers (threads, rows, ...): net inputs (group x block, D),
     hidden (group x block, H/S), net outputs (group x block, D), attention (rows, D),
-    dense scores (rows, N) and int32 exp bits (N,).
+    dense scores (rows, N).
     """
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
     nb = (N + rows - 1) // rows
     # per-thread scratch (indexed by numba's thread id): allocating ~1 MB a task instead
     # page-faulted whenever malloc had handed memory back (~5% of a dim-256 step)
-    xbuf, hbuf, ybuf, abuf, sbuf, ibuf = scratch
+    xbuf, hbuf, ybuf, abuf, sbuf = scratch
     for it in prange(net_tasks.shape[0]):
         kind = net_tasks[it, 0]
         level = net_tasks[it, 1]
         g0 = net_tasks[it, 2]
         r0 = net_tasks[it, 3]
         chunk = net_tasks[it, 4]
-        if kind == 2:  # norms and keys of one member's block of rows
-            _key_rows(prev[g0, level], r0, min(N, r0 + rows), dense[level],
-                      kernels[level] == GLOM_PYTORCH, tiny, norms[g0, level],
-                      sqnorms[g0, level], keyT[g0, level])  # fmt: skip
+        if kind == 2:  # norms (and key scales) of one member's block of rows
+            _key_rows(prev[g0, level], r0, min(N, r0 + rows), kernels[level] == GLOM_PYTORCH,
+                      tiny, norms[g0, level], sqnorms[g0, level],
+                      inv_norms[g0, level])  # fmt: skip
             continue
         g1 = min(M, g0 + group)
         G = g1 - g0
@@ -365,8 +415,8 @@ def step_all(
             if dense[level]:
                 _dense_block(
                     x, r0, kernels[level], self_excl[level], params[level],
-                    norms[member, level], sqnorms[member, level], keyT[member, level], att,
-                    fast_erf, erf_c, sbuf[tid, :m], ibuf[tid],
+                    norms[member, level], sqnorms[member, level], inv_norms[member, level], att,
+                    fast_erf, erf_c, sbuf[tid, :m],
                 )  # fmt: skip
             else:
                 scores = np.empty(max_k, dtype=prev.dtype)
@@ -450,7 +500,7 @@ def run_steps(
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
     identity, mixes, tasks, task_ptr, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
-    norms, sqnorms, keyT, tiny,
+    norms, sqnorms, inv_norms, tiny,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
 ):  # fmt: skip
     """Steps 1..steps of :func:`step_all` without returning to Python in between, for
@@ -479,7 +529,7 @@ def run_steps(
         step_all(
             prev, delayed, inputs, new, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2,
             td_b2, pos, identity, mixes[s], tasks[task_ptr[s] : task_ptr[s + 1]], netbuf,
-            kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, keyT,
+            kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, inv_norms,
             tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
             scratch,
         )  # fmt: skip
