@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -282,6 +283,7 @@ class _Plan:
         self._fused_cache: dict[int, tuple] = {}
         self._schedule_length = cfg.schedule_length
         self._task_cache: dict[tuple, np.ndarray] = {}
+        self._tables = None
         # outputs of every net of a step, (net, level, member, column, feature)
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
@@ -307,6 +309,11 @@ class _Plan:
         """The first member's weights in the run's dtype, for the level-by-level path that
         custom rules take (the fused step reads the stacked ``nets`` instead)."""
         return self._weights.astype_arrays(self.dtype)
+
+    def nbytes(self) -> int:
+        """Bytes of the buffers this plan owns (not the nets, cached apart)."""
+        arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        return sum(a.nbytes for a in arrays + list(self.scratch))
 
     def work_per_step(self) -> float:
         """Rough floating-point operations of one step (nets and attention)."""
@@ -466,14 +473,18 @@ class _Plan:
 
     def _schedule_tables(self):
         """Mixing weights (S+1, L, 4) of steps 0..S in the run's dtype (constant after the
-        schedule's length S), and all their net tasks with the row offsets of each step."""
+        schedule's length S), and all their net tasks with the row offsets of each step;
+        built once per plan (plans are reused)."""
+        if self._tables is not None:
+            return self._tables
         S = self._schedule_length
         pairs = [self._fused_args(s) for s in range(S + 1)]
         mixes = np.stack([m for m, _ in pairs])
         task_ptr = np.zeros(S + 2, dtype=np.int64)
         task_ptr[1:] = np.cumsum([len(t) for _, t in pairs])
         tasks = np.concatenate([t for _, t in pairs]).reshape(-1, 5).astype(np.int64)
-        return mixes, tasks, task_ptr
+        self._tables = (mixes, tasks, task_ptr)
+        return self._tables
 
     def net_tasks(self, mix: np.ndarray) -> np.ndarray:
         """The first loop's tasks (see ``_kernels.fused.step_all``) for these mixing
@@ -536,6 +547,45 @@ class _Plan:
                 f"{prev[level].shape} = (columns, dim)"
             )
         out[level] = normalize(new.astype(self.dtype), self.cfg.normalize)
+
+
+_PLANS: dict = {}
+_PLANS_LOCK = threading.Lock()
+_PLANS_MAX = 8  # configs with idle plans kept, least recently used dropped first
+_PLAN_MAX_BYTES = 32 * 2**20
+
+
+@contextlib.contextmanager
+def _planned(cfg, weights, members=1):
+    """A ``_Plan`` for one run: an idle one left by an earlier run of the same config,
+    weights (by content), member count and thread count, or a new one. After the run it is
+    kept for the next (at most two per config, eight configs, 32 MB of buffers each;
+    per-member weights never): planning and building its tables was ~0.1 ms of a ~3 ms
+    small run, and sweeps make thousands of them. Each run holds its plan alone, so
+    concurrent runs never share buffers."""
+    import numba
+
+    key = None
+    if not isinstance(weights, (list, tuple)):
+        key = (cfg, weights.content_hash(), members, numba.get_num_threads())
+    plan = None
+    if key is not None:
+        with _PLANS_LOCK:
+            idle = _PLANS.get(key)
+            if idle:
+                plan = idle.pop()
+    if plan is None:
+        plan = _Plan(cfg, weights, members)
+    yield plan
+    # only after a run that returned (a failed one may have left its buffers anyhow)
+    if key is not None and plan.nbytes() <= _PLAN_MAX_BYTES:
+        with _PLANS_LOCK:
+            idle = _PLANS.pop(key, [])
+            if len(idle) < 2:
+                idle.append(plan)
+            _PLANS[key] = idle
+            while len(_PLANS) > _PLANS_MAX:
+                _PLANS.pop(next(iter(_PLANS)))
 
 
 def _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only=False):
@@ -663,16 +713,16 @@ def simulate(
     tokens, labels = prepare_inputs(cfg, weights, inputs)
     state0 = prepare_init(cfg, weights, init)
 
-    plan = _Plan(cfg, weights)
-
     def partial(emb, times, summaries):
         return _dataset(
             cfg, weights, emb, times, tokens, labels, stopped=times[-1], summaries=summaries
         )
 
-    out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps, record_every,
-                                             progress, rule, stop_when_settled, partial,
-                                             summaries_only)  # fmt: skip
+    with _planned(cfg, weights) as plan:
+        out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps,
+                                                 record_every, progress, rule,
+                                                 stop_when_settled, partial,
+                                                 summaries_only)  # fmt: skip
     extra = {"stopped_early_at": last} if last < steps else None
     return _dataset(cfg, weights, out, times, tokens, labels, extra=extra, summaries=summaries)
 
@@ -968,7 +1018,6 @@ def simulate_ensemble(
     state0 = np.stack(
         [prepare_init(cfg, per[m], None if init is None else init[m]) for m in range(M)]
     )
-    plan = _Plan(cfg, wlist if len(wlist) > 1 else wlist[0], members=M)
     shared = wlist if len(wlist) > 1 else wlist[0]
 
     def partial(emb, times, summaries):
@@ -984,9 +1033,11 @@ def simulate_ensemble(
             member=True,
         )
 
-    out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps, record_every,
-                                             progress, None, stop_when_settled, partial,
-                                             summaries_only)  # fmt: skip
+    with _planned(cfg, shared, members=M) as plan:
+        out, times, last, summaries = _integrate(cfg, plan, state0, tokens, steps,
+                                                 record_every, progress, None,
+                                                 stop_when_settled, partial,
+                                                 summaries_only)  # fmt: skip
     extra = {"stopped_early_at": last} if last < steps else None
     return _dataset(
         cfg, shared, out, times, tokens, labels, extra=extra, summaries=summaries, member=True

@@ -262,10 +262,37 @@ def test_results_share_read_only_coordinates_but_not_attrs():
     cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
     a = gs.simulate(cfg)
     a.time.attrs["note"] = "mine"
+    a.embedding.attrs["note"] = "mine"
+    a.attrs["note"] = "mine"
     with pytest.raises(ValueError, match="read-only"):
         a.y.values[0] = 5.0
     b = gs.simulate(cfg)
     assert "note" not in b.time.attrs
+    assert "note" not in b.embedding.attrs and "note" not in b.attrs
     assert float(b.y[0]) == 0.0 and b.time.values.tolist() == [0, 1, 2, 3]
     moved = a.assign_coords(y=a.y + 1)
     assert float(moved.y[0]) == 1.0 and float(gs.simulate(cfg).y[0]) == 0.0
+
+
+def test_reused_plans_leak_nothing_between_runs():
+    """Runs of one config reuse an idle plan's buffers: a run between two identical runs,
+    on other inputs and from several threads at once, must not change what they return."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = gs.GlomConfig(levels=3, dim=8, grid=(5, 5), steps=4, dtype="float64",
+                        attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
+    w = gs.random_weights(cfg, seed=1)
+    rng = np.random.default_rng(2)
+    inputs = [rng.standard_normal((25, 8)) for _ in range(8)]
+    first = gs.simulate(cfg, w, inputs=inputs[0]).embedding.values
+    gs.simulate(cfg, w, inputs=inputs[1], steps=2)
+    again = gs.simulate(cfg, w, inputs=inputs[0]).embedding.values
+    np.testing.assert_array_equal(again, first)
+    want = reference.simulate(cfg, w, inputs[0], first[0])
+    np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
+    serial = [gs.simulate(cfg, w, inputs=u).embedding.values for u in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda u: gs.simulate(cfg, w, inputs=u).embedding.values,
+                                 inputs * 3))  # fmt: skip
+    for k, got in enumerate(together):
+        np.testing.assert_array_equal(got, serial[k % len(inputs)])
