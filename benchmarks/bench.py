@@ -58,12 +58,18 @@ def gemm_peak(threads, size=2048, repeats=5):
 
 
 def _median_interleaved(fns, repeats):
-    """Run the peers round-robin so a busy machine slows them alike; median per peer."""
+    """Run the peers round-robin so a busy machine slows them alike; median per peer.
+
+    The order rotates every round, so no peer always runs right after the same one: a
+    256-run ensemble right after glom-pytorch ran ~20% slower than after glomsim (the
+    process's own threads took longer; no other thread ran)."""
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -253,7 +259,8 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
                     model(x, iters=steps)
 
         fns["glom_pytorch_one_by_one"] = torch_one_by_one
-    med = _median_interleaved(fns, max(1, repeats // 2))
+    # at least one full rotation of the order (three peers)
+    med = _median_interleaved(fns, max(len(fns), repeats // 2))
     row = dict(config="ensemble", members=members, steps=steps, threads=threads,
                seconds=med)  # fmt: skip
     for peer, t in med.items():
