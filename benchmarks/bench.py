@@ -343,6 +343,13 @@ def _plot(scaling, path):
 
 
 def main(argv=None):
+    try:
+        # before glomsim: importing glomsim sets OMP_WAIT_POLICY=PASSIVE where it is unset,
+        # and torch's OpenMP runtime, started after that, waited passively as well, which
+        # made glom-pytorch 10-20% slower on the small config; torch keeps its own defaults
+        import torch  # noqa: F401
+    except ImportError:
+        pass
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="few repeats, small configs only")
     p.add_argument("--repeats", type=int, default=5)
