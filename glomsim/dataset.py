@@ -86,12 +86,16 @@ _SKELETONS_LOCK = threading.Lock()
 
 
 def _skeleton(cfg, coords: dict, data_vars: dict):
-    """An empty Dataset with these coordinates and these variables' dims, attrs, shapes
-    and dtypes (their values broadcast zeros, which take no memory), built once per config
-    and layout: merging the variables and coordinates into a new Dataset was ~0.25 ms of a
-    10-step run of a small grid (~3 ms); copying the skeleton with the run's data is a
-    quarter of that. Results share the read-only coordinate values; each has its own
-    attrs."""
+    """A Dataset with these coordinates and these variables' dims, attrs and values, made
+    by copying an empty one (its variables broadcast zeros, which take no memory) built
+    once per config and layout: merging the variables and coordinates into a new Dataset
+    was ~0.25 ms of a 10-step run of a small grid (~3 ms); the copy is a quarter of that.
+    Results share the read-only coordinate values; each has its own attrs.
+
+    Every variable goes in as an ``xarray.Variable`` made with ``fastpath`` (the values
+    are numpy arrays already), and dimension coordinates as pandas indexes: given plain
+    arrays, xarray asks whether each is a dask array, which imports dask and dask.array,
+    ~0.25 s of a new process's first run."""
     import xarray as xr
 
     layout = tuple((k, v[0], v[1].shape, v[1].dtype.str) for k, v in data_vars.items())
@@ -99,18 +103,28 @@ def _skeleton(cfg, coords: dict, data_vars: dict):
     with _SKELETONS_LOCK:
         hit = _SKELETONS.get(key)
     if hit is None:
-        for _, values, _ in coords.values():
+        import pandas as pd
+
+        coord_vars = {}
+        for name, (dims, values, attrs) in coords.items():
             values.flags.writeable = False
+            # a dimension's coordinate as a pandas index already: casting an array to one
+            # asks dask (imported for it) whether the array is a dask collection
+            data = pd.Index(values, copy=False) if dims in (name, (name,)) else values
+            coord_vars[name] = xr.Variable(dims, data, attrs, fastpath=True)
         empty = {
-            k: (dims, np.broadcast_to(np.zeros((), values.dtype), values.shape), attrs)
-            for k, (dims, values, attrs) in data_vars.items()
+            k: xr.Variable(
+                dims, np.broadcast_to(np.zeros((), v.dtype), v.shape), attrs, fastpath=True
+            )  # fmt: skip
+            for k, (dims, v, attrs) in data_vars.items()
         }
-        hit = xr.Dataset(empty, coords=coords)
+        hit = xr.Dataset(empty, coords=coord_vars)
         with _SKELETONS_LOCK:
             while len(_SKELETONS) >= 16:
                 _SKELETONS.pop(next(iter(_SKELETONS)))
             _SKELETONS[key] = hit
-    return hit.copy(deep=False, data={k: v[1] for k, v in data_vars.items()})
+    data = {k: xr.Variable(dims, v, fastpath=True) for k, (dims, v, _) in data_vars.items()}
+    return hit.copy(deep=False, data=data)
 
 
 def create_dataset(
