@@ -320,6 +320,39 @@ def bench_memory(side=32, runs=((200, 1), (200, 10), (200, 0), (2000, 0))):
     return rows
 
 
+_STARTUP_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import glomsim as gs
+t1 = time.perf_counter()
+imported = sorted(m for m in ("numba", "xarray", "dask", "torch") if m in sys.modules)
+cfg = gs.GlomConfig(levels=5, dim=64, grid=(8, 8), steps=10)
+w = gs.random_weights(cfg, seed=0)
+times = []
+for _ in range(2):
+    t = time.perf_counter()
+    gs.simulate(cfg, w)
+    times.append(time.perf_counter() - t)
+print(json.dumps(dict(import_s=t1 - t0, first_s=times[0], second_s=times[1],
+                      imported_by_import=imported)))
+"""
+
+
+def bench_startup(repeats=5):
+    """``import glomsim`` and a new process's first ``simulate`` against its second, after
+    ``glomsim warmup`` (numba's cache on): each in a fresh process, medians."""
+    subprocess.run([sys.executable, "-m", "glomsim.cli", "warmup"], check=True, capture_output=True)
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", _STARTUP_SCRIPT], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        runs.append(json.loads(out))
+    extra = [r["first_s"] - r["second_s"] for r in runs]
+    return dict(import_s=statistics.median(r["import_s"] for r in runs),
+                first_minus_second_s=statistics.median(extra), first_minus_second_max_s=max(extra),
+                imported_by_import=runs[0]["imported_by_import"], runs=runs)  # fmt: skip
+
+
 def _plot(scaling, path):
     import matplotlib
 
@@ -355,12 +388,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     p.add_argument("--only", nargs="*", help="configs (small nets local large ensemble scaling "
-                   "memory)")  # fmt: skip
+                   "memory startup)")  # fmt: skip
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args(argv)
     only = set(args.only or (["small", "local"] if args.quick else
-                             list(CONFIGS) + ["ensemble", "scaling", "memory"]))  # fmt: skip
+                             list(CONFIGS) + ["ensemble", "scaling", "memory",
+                                              "startup"]))  # fmt: skip
     repeats = 2 if args.quick else args.repeats
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -419,6 +453,14 @@ def main(argv=None):
                 f"memory {r['steps']} steps, {mode}: kept {r['kept_mb']:.1f} MB, "
                 f"peak grew {r['peak_growth_mb']:.1f} MB ({r['ratio']:.2f}x)"
             )
+    if "startup" in only:
+        r = result["startup"] = bench_startup(3 if args.quick else 7)
+        print(
+            f"startup: import glomsim {r['import_s']:.2f} s (imports "
+            f"{', '.join(r['imported_by_import']) or 'none of numba, xarray, dask, torch'}); "
+            f"after warmup a new process's first simulate costs {r['first_minus_second_s']:.2f} s "
+            f"more than its second (max {r['first_minus_second_max_s']:.2f} s)"
+        )
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out / 'bench.json'}")
     return result
