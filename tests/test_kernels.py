@@ -89,7 +89,7 @@ def _fused_attention(cfg, x):
     """The fused step's attention contribution alone: identity nets, a mix of attention
     only and no normalisation make the new level-0 state equal to it."""
     plan = _Plan(cfg, gs.identity_weights(cfg))
-    state = np.stack([x, x])
+    state = x[None].copy()  # (levels=1, N, D)
     out = np.empty_like(state)
     plan.fused_step(state, state, x, 1, out)
     return out[0]
