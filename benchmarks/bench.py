@@ -213,8 +213,11 @@ def _peak_traced(fns):
     the timings: tracing slows allocation."""
     import tracemalloc
 
+    from glomsim.simulate import _forget_plans
+
     peaks = {}
     for name, fn in fns.items():
+        _forget_plans()  # an idle plan from the timings would hide the run's buffers
         tracemalloc.start()
         fn()
         peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
@@ -297,6 +300,8 @@ cfg = gs.GlomConfig(levels=5, dim=64, grid=(side, side), steps=steps,
                     attention=gs.Attention(radius=2.0))
 w = gs.random_weights(cfg, seed=0)
 gs.simulate(cfg, w, steps=2)  # compile (LLVM's own peak is not the run's)
+from glomsim.simulate import _forget_plans
+_forget_plans()  # the run's buffers count: no idle plan left by the compile run
 tracemalloc.start()  # numpy's allocations are traced; numba's small temporaries are not
 if every:
     ds = gs.simulate(cfg, w, record_every=every)
@@ -376,13 +381,6 @@ def _plot(scaling, path):
 
 
 def main(argv=None):
-    try:
-        # before glomsim: importing glomsim sets OMP_WAIT_POLICY=PASSIVE where it is unset,
-        # and torch's OpenMP runtime, started after that, waited passively as well, which
-        # made glom-pytorch 10-20% slower on the small config; torch keeps its own defaults
-        import torch  # noqa: F401
-    except ImportError:
-        pass
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="few repeats, small configs only")
     p.add_argument("--repeats", type=int, default=5)
@@ -396,6 +394,14 @@ def main(argv=None):
                              list(CONFIGS) + ["ensemble", "scaling", "memory",
                                               "startup"]))  # fmt: skip
     repeats = 2 if args.quick else args.repeats
+    if only & (set(CONFIGS) | {"ensemble"}):
+        try:
+            # before glomsim: importing glomsim sets OMP_WAIT_POLICY=PASSIVE where unset, and
+            # torch's OpenMP runtime, started after that, waited passively as well, which
+            # made glom-pytorch 10-20% slower on the small config; torch keeps its defaults
+            import torch  # noqa: F401
+        except ImportError:
+            pass
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = dict(gemm_peak_gflops={t: gemm_peak(t) for t in args.threads}, rows=[])

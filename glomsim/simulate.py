@@ -268,6 +268,13 @@ class _Plan:
         if nb * ng == 1 and self.splits == 1 and N >= 16:
             self.block = -(-N // 2)
         self.nets, self.pos_all = _stacked_nets(tuple(wlist), dt, self.splits)
+        # members per chunk of the in-numba run (see _kernels.fused.run_steps): whole groups,
+        # about 256 KB of states. 256 runs of 8x8 columns, dim 16: 0.94 s on one thread
+        # stepping all members together, 0.66-0.69 s in chunks of 8-64; on two threads
+        # ~0.57 s together, 0.36-0.47 s in chunks of 20 (this rule's choice)
+        per = max(1, (256 * 1024) // (L * N * D * dt.itemsize))
+        self.chunk = min(M, max(self.group, per // self.group * self.group))
+        self.where = np.zeros(2, dtype=np.int64)
         # rows per task of attention and combination: at most 128, so that few large
         # levels still split evenly over two threads
         self.rows = min(self.block, 128)
@@ -311,9 +318,22 @@ class _Plan:
         return self._weights.astype_arrays(self.dtype)
 
     def nbytes(self) -> int:
-        """Bytes of the buffers this plan owns (not the nets, cached apart)."""
+        """Bytes of the buffers this plan owns (not the weights or nets: see ``detach``)."""
         arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
-        return sum(a.nbytes for a in arrays + list(self.scratch))
+        arrays += list(self.scratch)
+        arrays += [a for e in self.levels for a in e.values() if isinstance(a, np.ndarray)]
+        return sum(a.nbytes for a in arrays)
+
+    def attach(self, weights):
+        """Give a plan from the pool this run's weights (the same content as its own)."""
+        self._weights = weights
+        self.nets, self.pos_all = _stacked_nets((weights,), self.dtype, self.splits)
+
+    def detach(self):
+        """Let go of the weights and their stacked nets while the plan waits in the pool:
+        they stay in ``_stacked_nets``'s capped cache, or are freed."""
+        self._weights = self.nets = self.pos_all = None
+        self.__dict__.pop("W", None)  # custom rules' converted weights (cached_property)
 
     def work_per_step(self) -> float:
         """Rough floating-point operations of one step (nets and attention)."""
@@ -435,8 +455,9 @@ class _Plan:
     def run(self, out, ring, steps, record_every, inputs) -> int:
         """Steps 1..steps of the built-in rule in one numba call (see
         ``_kernels.fused.run_steps``): states in place in ``out`` (record_every 1) or in
-        ``ring`` with every record_every-th and the last copied to ``out``. Returns the
-        first step whose state is not finite, or steps + 1."""
+        ``ring`` with every record_every-th and the last copied to ``out``, members
+        ``self.chunk`` at a time. Returns the first step whose state is not finite, or
+        steps + 1, with the first failing (member, level) in ``self.where``."""
         from ._kernels.fused import run_steps
 
         self._check_threads()
@@ -446,9 +467,10 @@ class _Plan:
         if ring is None:
             ring = np.empty((1,) * out.ndim, dtype=out.dtype)
         mixes, tasks, task_ptr = self._schedule_tables()
+        self.where = np.zeros(2, dtype=np.int64)  # (member, level) of a failure
         return run_steps(steps, out, ring, record_every, self.cfg.top_down_delay, inputs,
                          *self.nets, self.pos_all, self.identity, mixes, tasks, task_ptr,
-                         *self._kernel_tail())  # fmt: skip
+                         self.chunk, self.where, *self._kernel_tail())  # fmt: skip
 
     def _kernel_tail(self) -> tuple:
         """The arguments ``step_all`` and ``run_steps`` share after the net tasks, in order."""
@@ -478,25 +500,26 @@ class _Plan:
         if self._tables is not None:
             return self._tables
         S = self._schedule_length
-        pairs = [self._fused_args(s) for s in range(S + 1)]
-        mixes = np.stack([m for m, _ in pairs])
+        mixes = np.stack([self._fused_args(s)[0] for s in range(S + 1)])
+        chunked = [self.net_tasks(mix, self.chunk) for mix in mixes]
         task_ptr = np.zeros(S + 2, dtype=np.int64)
-        task_ptr[1:] = np.cumsum([len(t) for _, t in pairs])
-        tasks = np.concatenate([t for _, t in pairs]).reshape(-1, 5).astype(np.int64)
+        task_ptr[1:] = np.cumsum([len(t) for t in chunked])
+        tasks = np.concatenate(chunked).reshape(-1, 5).astype(np.int64)
         self._tables = (mixes, tasks, task_ptr)
         return self._tables
 
-    def net_tasks(self, mix: np.ndarray) -> np.ndarray:
+    def net_tasks(self, mix: np.ndarray, members: int | None = None) -> np.ndarray:
         """The first loop's tasks (see ``_kernels.fused.step_all``) for these mixing
         weights: (net, level, first member, first row, hidden chunk) of every net to run
         (bottom-up where its weight is > 0, top-down below the top where its weight is
         > 0, none for identity nets), and (2, level, member, first row, 0) for the norms
         (and key scales) of every block of rows where attention is on, spread evenly among
         them."""
-        key = tuple((mix > 0).ravel())
+        M = self.members if members is None else members
+        key = (M, *(mix > 0).ravel())
         tasks = self._task_cache.get(key)
         if tasks is None:
-            L, N, M = self.cfg.levels, self.cfg.n_columns, self.members
+            L, N = self.cfg.levels, self.cfg.n_columns
             nets = [
                 (kind, level, g0, r0, s)
                 for kind in (0, 1)
@@ -551,18 +574,21 @@ class _Plan:
 
 _PLANS: dict = {}
 _PLANS_LOCK = threading.Lock()
-_PLANS_MAX = 8  # configs with idle plans kept, least recently used dropped first
-_PLAN_MAX_BYTES = 32 * 2**20
+_PLANS_MAX = 8  # keys with idle plans kept, least recently used dropped first
+_PLAN_MAX_BYTES = 32 * 2**20  # buffers of one idle plan
+_PLANS_MAX_BYTES = 64 * 2**20  # buffers of all idle plans
 
 
 @contextlib.contextmanager
 def _planned(cfg, weights, members=1):
-    """A ``_Plan`` for one run: an idle one left by an earlier run of the same config,
-    weights (by content), member count and thread count, or a new one. After the run it is
-    kept for the next (at most two per config, eight configs, 32 MB of buffers each;
-    per-member weights never): planning and building its tables was ~0.1 ms of a ~3 ms
-    small run, and sweeps make thousands of them. Each run holds its plan alone, so
-    concurrent runs never share buffers."""
+    """A ``_Plan`` for one run: an idle one left by an earlier run with the same key
+    (config, weights by content, member count, thread count), or a new one. After a run
+    that returned, it is kept for the next: at most two per key and eight keys, 32 MB of
+    buffers each and 64 MB in all; per-member weights never. Planning and building its
+    tables was ~0.1 ms of a ~3 ms small run, and sweeps make thousands of runs. Each run
+    holds its plan alone, so concurrent runs never share buffers. An idle plan keeps
+    neither the weights nor their stacked nets (those live in ``_stacked_nets``'s capped
+    cache); :func:`_forget_plans` empties the pool."""
     import numba
 
     key = None
@@ -576,16 +602,29 @@ def _planned(cfg, weights, members=1):
                 plan = idle.pop()
     if plan is None:
         plan = _Plan(cfg, weights, members)
+    else:
+        plan.attach(weights)
     yield plan
     # only after a run that returned (a failed one may have left its buffers anyhow)
     if key is not None and plan.nbytes() <= _PLAN_MAX_BYTES:
+        plan.detach()
         with _PLANS_LOCK:
             idle = _PLANS.pop(key, [])
             if len(idle) < 2:
                 idle.append(plan)
             _PLANS[key] = idle
-            while len(_PLANS) > _PLANS_MAX:
+
+            def held():
+                return sum(p.nbytes() for plans in _PLANS.values() for p in plans)
+
+            while len(_PLANS) > _PLANS_MAX or (_PLANS and held() > _PLANS_MAX_BYTES):
                 _PLANS.pop(next(iter(_PLANS)))
+
+
+def _forget_plans():
+    """Drop every idle plan (the benchmark does before measuring a run's peak memory)."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
 
 
 def _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only=False):
@@ -837,12 +876,16 @@ def _integrate(
     if plan.work_per_step() < _SERIAL_BELOW:
         numba.set_num_threads(1)  # waking threads costs more than a tiny step
 
-    def diverged(t, new):
-        finite = np.isfinite(new).all(axis=(-2, -1))  # (L,) or (M, L)
-        level = int(np.nonzero(~finite)[-1][0])
-        where = ""
-        if finite.ndim == 2:
-            where = f", member {int(np.nonzero(~finite)[0][0])}"
+    def diverged(t, new=None, member_level=None):
+        """The error for step t: the first failing (member, level) is found in ``new``
+        (E_t), or given by the in-numba run (which does not finish E_t for every
+        member)."""
+        if member_level is None:
+            finite = np.isfinite(new).all(axis=(-2, -1))  # (L,) or (M, L)
+            bad = np.argwhere(~finite.reshape(-1, finite.shape[-1]))[0]
+            member_level = (int(bad[0]), int(bad[1]))
+        member, level = member_level
+        where = f", member {member}" if state0.ndim == 4 else ""
         emb, kept_times, sums = kept(t - 1)
         if summaries_only:
             what = f"the summaries of steps 0-{t - 1} and the state at step {t - 1}"
@@ -867,7 +910,7 @@ def _integrate(
             times = [0] + [t for t in range(1, last + 1) if t % record_every == 0 or t == steps]
             n_rec = len(times)
             if failed <= steps:
-                raise diverged(failed, out[failed] if direct else ring[failed % (d + 1)])
+                raise diverged(failed, member_level=tuple(int(v) for v in plan.where))
         for t in range(1, 0 if in_numba else steps + 1):  # step by step otherwise
             if direct:
                 prev, delayed, new = out[t - 1], out[max(t - d, 0)], out[t]

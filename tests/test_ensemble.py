@@ -68,3 +68,42 @@ def test_shared_nets_batched_across_members_match_single_runs(dtype, tol):
     for m in (0, 17, 36):
         one = gs.simulate(cfg, w, inputs=u[m]).embedding.values
         assert np.abs(ens[m] - one).max() / max(np.abs(one).max(), 1) < tol
+
+
+def _chunked_case():
+    """10 members of 64 KB of float64 state: the in-numba run takes them 4 at a time
+    (chunks 0-3, 4-7, 8-9), in whole groups of 4 members for the nets."""
+    from glomsim.simulate import _Plan
+
+    cfg = gs.GlomConfig(levels=2, dim=64, grid=(8, 8), steps=3, dtype="float64",
+                        attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
+    w = gs.random_weights(cfg, seed=5)
+    plan = _Plan(cfg, w, members=10)
+    assert (plan.chunk, plan.group) == (4, 4)  # else this test no longer tests chunks
+    inputs = np.random.default_rng(6).standard_normal((10, 64, 64))
+    return cfg, w, inputs
+
+
+@pytest.mark.parametrize("record_every", [1, 2])
+def test_members_run_in_chunks_equal_single_runs(record_every):
+    cfg, w, inputs = _chunked_case()
+    ds = gs.simulate_ensemble(cfg, w, inputs=inputs, record_every=record_every)
+    for m in range(10):
+        one = gs.simulate(cfg, w, inputs=inputs[m], record_every=record_every)
+        np.testing.assert_allclose(ds.embedding.values[m], one.embedding.values,
+                                   rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [[9], [1, 9], [5]])
+def test_divergence_in_any_chunk_names_the_first_member(bad):
+    """Members that fail in a later chunk than the first: the error names the lowest
+    failing member, and every member's steps before the failure are in .partial."""
+    cfg, w, inputs = _chunked_case()
+    init = np.repeat(gs.simulate(cfg, w, steps=0).embedding.values, 10, axis=0)
+    init[bad, 0, 3] = 1e300  # attention scores overflow: level 0 fails at step 1
+    with pytest.raises(gs.SimulationDiverged, match=f"step 1, level 0, member {bad[0]};") as e:
+        gs.simulate_ensemble(cfg, w, inputs=inputs, init=init)
+    assert e.value.step == 1 and e.value.level == 0
+    part = e.value.partial
+    assert part.embedding.sizes["member"] == 10 and part.time.values.tolist() == [0]
+    assert np.isfinite(part.embedding.values).all()

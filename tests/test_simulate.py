@@ -279,6 +279,10 @@ def test_reused_plans_leak_nothing_between_runs():
     on other inputs and from several threads at once, must not change what they return."""
     from concurrent.futures import ThreadPoolExecutor
 
+    import numba
+
+    from glomsim.simulate import _PLANS
+
     cfg = gs.GlomConfig(levels=3, dim=8, grid=(5, 5), steps=4, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
     w = gs.random_weights(cfg, seed=1)
@@ -288,9 +292,13 @@ def test_reused_plans_leak_nothing_between_runs():
     gs.simulate(cfg, w, inputs=inputs[1], steps=2)
     again = gs.simulate(cfg, w, inputs=inputs[0]).embedding.values
     np.testing.assert_array_equal(again, first)
+    assert any(key[0] == cfg for key in _PLANS)  # a plan was left for reuse
     want = reference.simulate(cfg, w, inputs[0], first[0])
     np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
     serial = [gs.simulate(cfg, w, inputs=u).embedding.values for u in inputs]
+    numba.set_num_threads(numba.get_num_threads())  # starts the threading layer
+    if numba.threading_layer() not in ("omp", "tbb"):
+        pytest.skip(f"numba's {numba.threading_layer()} layer is not safe across threads")
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda u: gs.simulate(cfg, w, inputs=u).embedding.values,
                                  inputs * 3))  # fmt: skip

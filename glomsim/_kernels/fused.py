@@ -498,7 +498,7 @@ def step_all(
 def run_steps(
     steps, out, ring, record_every, delay, inputs,
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
-    identity, mixes, tasks, task_ptr, netbuf,
+    identity, mixes, tasks, task_ptr, chunk, where, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, inv_norms, tiny,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
@@ -507,36 +507,90 @@ def run_steps(
     runs that need nothing between steps (no custom rule, settling test, summaries or
     progress bar). States carry a member axis: ``out`` (records, M, L, N, D).
 
+    Members go through all their steps ``chunk`` at a time (a multiple of ``group``, so
+    nets see the same groups of rows): a chunk's states stay in the cores' caches from one
+    step to the next, where stepping all members of a large ensemble together streamed
+    every state through memory each step. Members never interact, so the order changes
+    nothing; ``tasks`` must be those of a chunk of ``chunk`` members (the last chunk may
+    be shorter: its tasks are those whose first member is inside it).
+
     With ``record_every`` 1, E[t] is computed in place in out[t]; otherwise ``ring``
     (delay + 1, M, L, N, D) holds the last states (slot t % (delay + 1) holds E[t], E[0]
     already in slot 0) and every record_every-th state and the last are copied to
     out[1], out[2], ... ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
     t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks.
-    Returns the first step whose state holds a NaN or an infinity, or steps + 1.
+    Returns the first step whose state holds a NaN or an infinity, or steps + 1; for a
+    failed run ``where`` (2,) receives the first (member, level) that failed at that step.
+    Every member is computed through the step before the one returned.
     """
     S = mixes.shape[0] - 1
-    n_rec = 1
-    for t in range(1, steps + 1):
-        s = min(t, S)
-        if record_every == 1:
-            prev = out[t - 1]
-            delayed = out[max(t - delay, 0)]
-            new = out[t]
-        else:
-            prev = ring[(t - 1) % (delay + 1)]
-            delayed = ring[max(t - delay, 0) % (delay + 1)]
-            new = ring[t % (delay + 1)]
-        step_all(
-            prev, delayed, inputs, new, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2,
-            td_b2, pos, identity, mixes[s], tasks[task_ptr[s] : task_ptr[s + 1]], netbuf,
-            kernels, self_excl, params, dense, indptr, indices, max_k, norms, sqnorms, inv_norms,
-            tiny, norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
-            scratch,
-        )  # fmt: skip
-        for q in range(nonfinite.shape[0]):
-            if nonfinite[q] != 0:
-                return t
-        if record_every != 1 and (t % record_every == 0 or t == steps):
-            out[n_rec] = new
-            n_rec += 1
-    return steps + 1
+    M = out.shape[1]
+    L = out.shape[2]
+    N = out.shape[3]
+    nb = (N + rows - 1) // rows
+    per_member_nets = bu_w1.shape[0] > 1
+    per_member_pos = pos.shape[0] > 1
+    failed = steps + 1
+    for m0 in range(0, M, chunk):
+        m1 = min(M, m0 + chunk)
+        mc = m1 - m0
+        w0 = m0 if per_member_nets else 0
+        w1 = m1 if per_member_nets else 1
+        p0 = m0 if per_member_pos else 0
+        p1 = m1 if per_member_pos else 1
+        n_rec = 1
+        for t in range(1, min(steps, failed - 1) + 1):
+            s = min(t, S)
+            if record_every == 1:
+                prev = out[t - 1][m0:m1]
+                delayed = out[max(t - delay, 0)][m0:m1]
+                new = out[t][m0:m1]
+            else:
+                prev = ring[(t - 1) % (delay + 1)][m0:m1]
+                delayed = ring[max(t - delay, 0) % (delay + 1)][m0:m1]
+                new = ring[t % (delay + 1)][m0:m1]
+            step_tasks = tasks[task_ptr[s] : task_ptr[s + 1]]
+            if mc < chunk:  # the last, shorter chunk: only tasks of its members
+                keep = 0
+                for q in range(step_tasks.shape[0]):
+                    if step_tasks[q, 2] < mc:
+                        keep += 1
+                short = np.empty((keep, 5), dtype=step_tasks.dtype)
+                keep = 0
+                for q in range(step_tasks.shape[0]):
+                    if step_tasks[q, 2] < mc:
+                        short[keep] = step_tasks[q]
+                        keep += 1
+                step_tasks = short
+            step_all(
+                prev, delayed, inputs[m0:m1], new, bu_w1[w0:w1], bu_b1[w0:w1], bu_w2[w0:w1],
+                bu_b2[w0:w1], td_w1[w0:w1], td_b1[w0:w1], td_w2[w0:w1], td_b2[w0:w1],
+                pos[p0:p1], identity, mixes[s], step_tasks, netbuf, kernels, self_excl,
+                params, dense, indptr, indices, max_k, norms, sqnorms, inv_norms, tiny,
+                norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
+                scratch,
+            )  # fmt: skip
+            bad = -1
+            for q in range(L * mc * nb):
+                if nonfinite[q] != 0:
+                    bad = q
+                    break
+            if bad >= 0:
+                # the lowest failing member at this step, then its lowest level (tasks
+                # are numbered level-major)
+                best_m, best_l = M, L
+                for q in range(L * mc * nb):
+                    if nonfinite[q] != 0:
+                        lv = q // (mc * nb)
+                        mb = (q // nb) % mc
+                        if mb < best_m or (mb == best_m and lv < best_l):
+                            best_m, best_l = mb, lv
+                if t < failed:
+                    failed = t
+                    where[0] = m0 + best_m
+                    where[1] = best_l
+                break
+            if record_every != 1 and (t % record_every == 0 or t == steps):
+                out[n_rec][m0:m1] = new
+                n_rec += 1
+    return failed

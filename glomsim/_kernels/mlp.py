@@ -33,7 +33,7 @@ ERF_F32 = np.array(
         0.5,
         0.7071067811865476,
         1.0,
-        # 17..: exp(x) for x <= 0 as 2^n 2^f (see fused._exp_rows_f32)
+        # 17..: exp(x) for x <= 0 as 2^n 2^f (see fused._exp_row; 24 is unused)
         1.4426950408889634,
         0.6931471805599453,
         1 / 2,
