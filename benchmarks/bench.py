@@ -57,20 +57,28 @@ def gemm_peak(threads, size=2048, repeats=5):
     return 2 * size**3 / min(ts) / 1e9
 
 
-def _median_interleaved(fns, repeats):
+def _median_interleaved(fns, repeats, warm=None, warm_seconds=0.3):
     """Run the peers round-robin so a busy machine slows them alike; median per peer.
 
-    The order rotates every round, so no peer always runs right after the same one: a
-    256-run ensemble right after glom-pytorch ran ~20% slower than after glomsim (the
-    process's own threads took longer; no other thread ran)."""
+    The order rotates every round, so no peer always runs right after the same one. With
+    ``warm`` (peer -> a short version of its work), each timed call follows
+    ``warm_seconds`` of that peer's own short work: a 256-run ensemble that took 0.41-0.45 s
+    back to back took 0.56-0.88 s right after 3 s of anything else (glom-pytorch, a numpy
+    GEMM, even a one-thread Python loop), so the long peers' timings depended on which
+    peer ran before them."""
     times = {name: [] for name in fns}
     names = list(fns)
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            if warm is not None:
+                t0 = time.perf_counter()
+                while time.perf_counter() - t0 < warm_seconds:
+                    warm[name]()
             t0 = time.perf_counter()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
+    _median_interleaved.last_times = times  # every timing, for the JSON
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -251,6 +259,10 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
         "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
         "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs],
     }
+    warm = {
+        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs[:8]),
+        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs[:8]],
+    }
     if pair is not None:
         import torch
 
@@ -262,10 +274,16 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
                     model(x, iters=steps)
 
         fns["glom_pytorch_one_by_one"] = torch_one_by_one
+
+        def torch_warm():
+            with torch.no_grad():
+                model(xs[0], iters=steps)
+
+        warm["glom_pytorch_one_by_one"] = torch_warm
     # at least one full rotation of the order (three peers)
-    med = _median_interleaved(fns, max(len(fns), repeats // 2))
+    med = _median_interleaved(fns, max(len(fns), repeats // 2), warm=warm)
     row = dict(config="ensemble", members=members, steps=steps, threads=threads,
-               seconds=med)  # fmt: skip
+               seconds=med, all_seconds=_median_interleaved.last_times)  # fmt: skip
     for peer, t in med.items():
         if peer != "glomsim_ensemble":
             row[f"speedup_vs_{peer}"] = t / med["glomsim_ensemble"]
