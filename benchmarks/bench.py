@@ -287,7 +287,41 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
     for peer, t in med.items():
         if peer != "glomsim_ensemble":
             row[f"speedup_vs_{peer}"] = t / med["glomsim_ensemble"]
+    # the glomsim pair again in a process without torch: torch and numba share one
+    # OpenMP runtime (both load libgomp.so.1; the first load's settings hold), and there
+    # the parallel ensemble ran ~1.7x slower interleaved with glom-pytorch than alone
+    out = subprocess.run([sys.executable, "-c", _ENSEMBLE_SCRIPT, str(threads), str(members),
+                          str(steps), str(max(3, repeats)), str(HERE)],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    alone = json.loads(out)
+    row["seconds_without_torch"] = alone
+    row["speedup_vs_glomsim_one_by_one_without_torch"] = (
+        alone["glomsim_one_by_one"] / alone["glomsim_ensemble"]
+    )
     return row
+
+
+_ENSEMBLE_SCRIPT = """
+import json, math, statistics, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[5])  # this folder
+import bench
+import glomsim as gs
+threads, members, steps, rounds = (int(v) for v in sys.argv[1:5])
+bench._numpy_blas_single()
+cfg = gs.GlomConfig(levels=3, dim=16, grid=(8, 8), steps=steps,
+                    attention=gs.Attention(kernel="glom_pytorch", include_self=False))
+w = gs.random_weights(cfg, seed=0, patch_size=2)
+imgs = np.random.default_rng(1).standard_normal((members, 3, 16, 16)).astype(np.float32)
+bench._set_threads(threads)
+gs.simulate_ensemble(cfg, w, inputs=imgs[:2], steps=1)
+gs.simulate(cfg, w, inputs=imgs[0], steps=1)
+fns = {"glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
+       "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs]}
+warm = {"glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs[:8]),
+        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs[:8]]}
+print(json.dumps(bench._median_interleaved(fns, rounds, warm=warm)))
+"""
 
 
 def bench_scaling(threads, sides=(32, 48, 64, 96, 128), dim=32, levels=3, radius=2.0):
@@ -450,12 +484,18 @@ def main(argv=None):
         for threads in args.threads:
             row = bench_ensemble(threads, repeats, members=32 if args.quick else 256)
             result["rows"].append(row)
+            alone = row["seconds_without_torch"]
             print(
                 f"ensemble {threads}t: "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in row["seconds"].items())
                 + "".join(
-                    f", {k[11:]} x{v:.1f}" for k, v in row.items() if k.startswith("speedup_vs_")
+                    f", {k[11:]} x{v:.1f}"
+                    for k, v in row.items()
+                    if k.startswith("speedup_vs_") and not k.endswith("without_torch")
                 )
+                + f"; without torch in the process: ensemble {alone['glomsim_ensemble']:.2f} s, "
+                f"one by one {alone['glomsim_one_by_one']:.2f} s, "
+                f"x{row['speedup_vs_glomsim_one_by_one_without_torch']:.1f}"
             )
     if "scaling" in only:
         scaling = {t: bench_scaling(t) for t in args.threads}
