@@ -322,3 +322,26 @@ def test_a_run_does_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=300)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_results_assembled_directly_equal_the_public_copy():
+    """Results are assembled by xarray's private constructor (dataset._filled); they must
+    equal what the public Dataset.copy(data=...) of the same skeleton gives, and own their
+    attrs."""
+    import xarray as xr
+
+    from glomsim import dataset
+
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
+    ds = gs.simulate_ensemble(cfg, members=2, summaries_only=True)
+    (skeleton,) = [v for k, v in dataset._SKELETONS.items() if k[0] == cfg and "rms" in str(k)]
+    data_vars = {k: (ds[k].dims, ds[k].values, {}) for k in ds.data_vars}
+    direct = dataset._filled(skeleton, data_vars)
+    public = skeleton.copy(
+        deep=False, data={k: xr.Variable(d, v, fastpath=True) for k, (d, v, _) in data_vars.items()}
+    )
+    assert direct.identical(public)
+    direct.embedding.attrs["note"] = 1
+    direct.member.attrs["note"] = 1
+    assert "note" not in skeleton.embedding.attrs and "note" not in skeleton.member.attrs
+    np.testing.assert_array_equal(direct.embedding.values, ds.embedding.values)
