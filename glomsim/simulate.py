@@ -869,11 +869,18 @@ def _integrate(
     last = 0
     # One BLAS thread: OpenBLAS's idle threads spin and, beside numba's parallel kernels,
     # made a step 100x slower on 2 cores. The fused kernel spreads work over numba's threads.
-    limits = _blas_controller(everything=rule is not None).limit(limits=1, user_api="blas")
+    # (each library's own setter, not threadpoolctl's limit(): that cost ~80 us a call
+    # right after other work, 2% of a small run)
+    blas = _blas_controller(everything=rule is not None).lib_controllers
+    blas_threads = [lib.get_num_threads() for lib in blas]
+    for lib, n in zip(blas, blas_threads, strict=True):
+        if n != 1:
+            lib.set_num_threads(1)
     import numba
 
     threads = numba.get_num_threads()
-    if plan.work_per_step() < _SERIAL_BELOW:
+    serial = plan.work_per_step() < _SERIAL_BELOW and threads > 1
+    if serial:
         numba.set_num_threads(1)  # waking threads costs more than a tiny step
 
     def diverged(t, new=None, member_level=None):
@@ -939,8 +946,11 @@ def _integrate(
             if settled:
                 break
     finally:
-        numba.set_num_threads(threads)
-        limits.restore_original_limits()
+        if serial:  # only when changed: ~25 us a call right after other work
+            numba.set_num_threads(threads)
+        for lib, n in zip(blas, blas_threads, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
         if bar is not None:
             bar.close()
     emb, times, summaries = kept(last)
