@@ -85,7 +85,7 @@ _SKELETONS: dict = {}
 _SKELETONS_LOCK = threading.Lock()
 
 
-def _skeleton(cfg, coords: dict, data_vars: dict):
+def _skeleton(cfg, coord_key: tuple, make_coords, data_vars: dict):
     """A Dataset with these coordinates and these variables' dims, attrs and values, made
     by copying an empty one (its variables broadcast zeros, which take no memory) built
     once per config and layout: merging the variables and coordinates into a new Dataset
@@ -95,18 +95,22 @@ def _skeleton(cfg, coords: dict, data_vars: dict):
     Every variable goes in as an ``xarray.Variable`` made with ``fastpath`` (the values
     are numpy arrays already), and dimension coordinates as pandas indexes: given plain
     arrays, xarray asks whether each is a dask array, which imports dask and dask.array,
-    ~0.25 s of a new process's first run."""
+    ~0.25 s of a new process's first run.
+
+    ``coord_key`` holds everything the coordinates depend on besides the config (the
+    recorded steps, member and summary-step counts), so ``make_coords()`` builds them only
+    when the skeleton is new (building them was ~50 us a call right after a run)."""
     import xarray as xr
 
     layout = tuple((k, v[0], v[1].shape, v[1].dtype.str) for k, v in data_vars.items())
-    key = (cfg, tuple((k, v[1].tobytes()) for k, v in coords.items()), layout)
+    key = (cfg, coord_key, layout)
     with _SKELETONS_LOCK:
         hit = _SKELETONS.get(key)
     if hit is None:
         import pandas as pd
 
         coord_vars = {}
-        for name, (dims, values, attrs) in coords.items():
+        for name, (dims, values, attrs) in make_coords().items():
             values.flags.writeable = False
             # a dimension's coordinate as a pandas index already: casting an array to one
             # asks dask (imported for it) whether the array is a dask collection
@@ -167,30 +171,38 @@ def create_dataset(
     from . import __version__
 
     L, N, D = cfg.levels, cfg.n_columns, cfg.dim
-    pos = cfg.position_array()
     member = embedding.ndim == 5  # (member, time, level, column, feature): an ensemble
     lead = ("member",) if member else ()
+    times = tuple(int(t) for t in times)
+    n_members = embedding.shape[0] if member else None
+    n_steps = next(iter(summaries.values())).shape[len(lead)] if summaries else None
 
     def cattrs(c):
         long_name, units = COORDS[c]
         return dict(long_name=long_name, units=units if c in ("y", "x") else "1")
 
-    # attrs go in with the values: setting them afterwards through ds[c] cost ~0.2 ms a
-    # call, a tenth of a 10-step run of a small grid
-    coords = {
-        "time": ("time", np.asarray(times, dtype=np.int64), cattrs("time")),
-        "level": ("level", np.arange(L, dtype=np.int64), cattrs("level")),
-        "column": ("column", np.arange(N, dtype=np.int64), cattrs("column")),
-        "feature": ("feature", np.arange(D, dtype=np.int64), cattrs("feature")),
-        "y": ("column", pos[:, 0].copy(), cattrs("y")),
-        "x": ("column", pos[:, 1].copy(), cattrs("x")),
-    }
-    if member:
-        coords["member"] = (
-            "member",
-            np.arange(embedding.shape[0], dtype=np.int64),
-            dict(long_name="ensemble member", units="1"),
-        )
+    def make_coords():
+        # attrs go in with the values: setting them afterwards through ds[c] cost ~0.2 ms
+        # a call, a tenth of a 10-step run of a small grid
+        pos = cfg.position_array()
+        coords = {
+            "time": ("time", np.asarray(times, dtype=np.int64), cattrs("time")),
+            "level": ("level", np.arange(L, dtype=np.int64), cattrs("level")),
+            "column": ("column", np.arange(N, dtype=np.int64), cattrs("column")),
+            "feature": ("feature", np.arange(D, dtype=np.int64), cattrs("feature")),
+            "y": ("column", pos[:, 0].copy(), cattrs("y")),
+            "x": ("column", pos[:, 1].copy(), cattrs("x")),
+        }
+        if member:
+            coords["member"] = (
+                "member",
+                np.arange(n_members, dtype=np.int64),
+                dict(long_name="ensemble member", units="1"),
+            )
+        if summaries:
+            coords["step"] = ("step", np.arange(n_steps, dtype=np.int64), cattrs("step"))
+        return coords
+
     data_vars = {
         "embedding": (lead + VARIABLES["embedding"].dims, embedding, _attrs("embedding")),
         "input": (lead + VARIABLES["input"].dims, np.asarray(inputs), _attrs("input")),
@@ -202,9 +214,7 @@ def create_dataset(
     if summaries:
         for name, values in summaries.items():
             data_vars[name] = (lead + VARIABLES[name].dims, values, _attrs(name))
-        n_steps = next(iter(summaries.values())).shape[len(lead)]
-        coords["step"] = ("step", np.arange(n_steps, dtype=np.int64), cattrs("step"))
-    ds = _skeleton(cfg, coords, data_vars)
+    ds = _skeleton(cfg, (times, n_members, n_steps), make_coords, data_vars)
     if isinstance(weights, (list, tuple)):
         import hashlib
 
