@@ -186,7 +186,7 @@ def _exp_row(row, scale, cols, by_cols, shift, self_j, self_value, fast, ec):
     one = ec[16]
     if fast:
         log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
-        xmin, ehalf, eone = ec[25], ec[14], one
+        xmin, ehalf, eone = ec[24], ec[14], one
         for jj in range(n):
             cj = cols[jj] if by_cols else one
             x0 = self_value if jj == self_j else scale * cj * row[jj] - shift
