@@ -86,11 +86,11 @@ _SKELETONS_LOCK = threading.Lock()
 
 
 def _skeleton(cfg, coord_key: tuple, make_coords, data_vars: dict):
-    """A Dataset with these coordinates and these variables' dims, attrs and values, made
-    by copying an empty one (its variables broadcast zeros, which take no memory) built
-    once per config and layout: merging the variables and coordinates into a new Dataset
-    was ~0.25 ms of a 10-step run of a small grid (~3 ms); the copy is a quarter of that.
-    Results share the read-only coordinate values; each has its own attrs.
+    """A Dataset with these coordinates and these variables' dims, attrs and values, filled
+    in (:func:`_filled`) from an empty one (its variables broadcast zeros, which take no
+    memory) built once per config and layout: merging the variables and coordinates into a
+    new Dataset was ~0.25 ms of a 10-step run of a small grid (~3 ms). Results share the
+    read-only coordinate values and indexes; each has its own attrs.
 
     Every variable goes in as an ``xarray.Variable`` made with ``fastpath`` (the values
     are numpy arrays already), and dimension coordinates as pandas indexes: given plain

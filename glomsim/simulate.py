@@ -274,7 +274,7 @@ class _Plan:
         # ~0.57 s together, 0.36-0.47 s in chunks of 20 (this rule's choice)
         per = max(1, (256 * 1024) // (L * N * D * dt.itemsize))
         self.chunk = min(M, max(self.group, per // self.group * self.group))
-        self.where = np.zeros(2, dtype=np.int64)
+        self.where = np.zeros(2, dtype=np.int64)  # (member, level) of a failed run
         # rows per task of attention and combination: at most 128, so that few large
         # levels still split evenly over two threads
         self.rows = min(self.block, 128)
@@ -467,7 +467,6 @@ class _Plan:
         if ring is None:
             ring = np.empty((1,) * out.ndim, dtype=out.dtype)
         mixes, tasks, task_ptr = self._schedule_tables()
-        self.where = np.zeros(2, dtype=np.int64)  # (member, level) of a failure
         return run_steps(steps, out, ring, record_every, self.cfg.top_down_delay, inputs,
                          *self.nets, self.pos_all, self.identity, mixes, tasks, task_ptr,
                          self.chunk, self.where, *self._kernel_tail())  # fmt: skip
