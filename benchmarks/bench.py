@@ -235,34 +235,16 @@ def _peak_traced(fns):
 
 def bench_ensemble(threads, repeats, members=256, steps=50):
     """256 small simulations: one batched call against one by one (glomsim, glom-pytorch)."""
-    import glomsim as gs
 
-    dim, levels, side = 16, 3, 8
-    pair = _glom_pair(dim, levels, side, math.inf)
+    pair = _glom_pair(*_ENSEMBLE_SHAPE, math.inf)
     if pair is not None:
         model, cfg, w = pair
+        cfg = cfg.replace(steps=steps)
     else:
-        cfg = gs.GlomConfig(
-            levels=levels,
-            dim=dim,
-            grid=(side, side),
-            attention=gs.Attention(kernel="glom_pytorch", include_self=False),
-        )
-        w = gs.random_weights(cfg, seed=0, patch_size=2)
-    cfg = cfg.replace(steps=steps)
-    rng = np.random.default_rng(1)
-    imgs = rng.standard_normal((members, 3, side * 2, side * 2)).astype(np.float32)
+        cfg, w = _ensemble_case(steps)
+    imgs = _ensemble_images(members)
     _set_threads(threads)
-    gs.simulate_ensemble(cfg, w, inputs=imgs[:2], steps=1)
-    gs.simulate(cfg, w, inputs=imgs[0], steps=1)
-    fns = {
-        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
-        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs],
-    }
-    warm = {
-        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs[:8]),
-        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs[:8]],
-    }
+    fns, warm = _ensemble_glomsim_peers(cfg, w, imgs)
     if pair is not None:
         import torch
 
@@ -301,25 +283,53 @@ def bench_ensemble(threads, repeats, members=256, steps=50):
     return row
 
 
+_ENSEMBLE_SHAPE = (16, 3, 8)  # dim, levels, grid side
+
+
+def _ensemble_case(steps):
+    """The ensemble's config and weights without glom-pytorch (same shapes and kernel)."""
+    import glomsim as gs
+
+    dim, levels, side = _ENSEMBLE_SHAPE
+    cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=steps,
+                        attention=gs.Attention(kernel="glom_pytorch", include_self=False))  # fmt: skip
+    return cfg, gs.random_weights(cfg, seed=0, patch_size=2)
+
+
+def _ensemble_images(members):
+    side = _ENSEMBLE_SHAPE[2]
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((members, 3, side * 2, side * 2)).astype(np.float32)
+
+
+def _ensemble_glomsim_peers(cfg, w, imgs):
+    """The glomsim peers of the ensemble benchmark (compiled first) and their short warm-up
+    versions (see ``_median_interleaved``)."""
+    import glomsim as gs
+
+    gs.simulate_ensemble(cfg, w, inputs=imgs[:2], steps=1)
+    gs.simulate(cfg, w, inputs=imgs[0], steps=1)
+    fns = {
+        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
+        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs],
+    }
+    warm = {
+        "glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs[:8]),
+        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs[:8]],
+    }
+    return fns, warm
+
+
 _ENSEMBLE_SCRIPT = """
-import json, math, statistics, sys, time
-import numpy as np
+import json, sys
 sys.path.insert(0, sys.argv[5])  # this folder
 import bench
-import glomsim as gs
 threads, members, steps, rounds = (int(v) for v in sys.argv[1:5])
 bench._numpy_blas_single()
-cfg = gs.GlomConfig(levels=3, dim=16, grid=(8, 8), steps=steps,
-                    attention=gs.Attention(kernel="glom_pytorch", include_self=False))
-w = gs.random_weights(cfg, seed=0, patch_size=2)
-imgs = np.random.default_rng(1).standard_normal((members, 3, 16, 16)).astype(np.float32)
+cfg, w = bench._ensemble_case(steps)
+imgs = bench._ensemble_images(members)
 bench._set_threads(threads)
-gs.simulate_ensemble(cfg, w, inputs=imgs[:2], steps=1)
-gs.simulate(cfg, w, inputs=imgs[0], steps=1)
-fns = {"glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs),
-       "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs]}
-warm = {"glomsim_ensemble": lambda: gs.simulate_ensemble(cfg, w, inputs=imgs[:8]),
-        "glomsim_one_by_one": lambda: [gs.simulate(cfg, w, inputs=im) for im in imgs[:8]]}
+fns, warm = bench._ensemble_glomsim_peers(cfg, w, imgs)
 print(json.dumps(bench._median_interleaved(fns, rounds, warm=warm)))
 """
 
