@@ -291,6 +291,7 @@ class _Plan:
         self._schedule_length = cfg.schedule_length
         self._task_cache: dict[tuple, np.ndarray] = {}
         self._tables = None
+        self._bu0_ready = False  # step by step: netbuf holds level 0's bottom-up output
         # outputs of every net of a step, (net, level, member, column, feature)
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
@@ -352,13 +353,14 @@ class _Plan:
             w = self.mix_cache[key] = self.cfg.mix_weights(key)
         return w
 
-    def _fused_args(self, t: int):
-        """(mix in the run's dtype, net tasks) of step t, cached like ``mix``."""
-        key = min(t, self._schedule_length)
+    def _fused_args(self, t: int, bu0_ready: bool = False):
+        """(mix in the run's dtype, net tasks) of step t, cached like ``mix``; with
+        ``bu0_ready`` the tasks leave out level 0's bottom-up net."""
+        key = (min(t, self._schedule_length), bu0_ready)
         hit = self._fused_cache.get(key)
         if hit is None:
             mix = self.mix(t).astype(self.dtype)
-            hit = self._fused_cache[key] = (mix, self.net_tasks(mix))
+            hit = self._fused_cache[key] = (mix, self.net_tasks(mix, bu0_ready=bu0_ready))
         return hit
 
     # ----- contributions ----------------------------------------------------------------
@@ -430,7 +432,8 @@ class _Plan:
     # ----- one step -------------------------------------------------------------------------
     def step(self, prev, delayed, inputs, t, out, rule=None) -> bool:
         """Write E[t] into ``out`` from E[t-1] (``prev``) and E[t-d] (``delayed``); False
-        when E[t] holds a NaN or an infinity."""
+        when E[t] holds a NaN or an infinity. Steps of one run come in order from t = 1,
+        with the same inputs."""
         if rule is None:
             return self.fused_step(prev, delayed, inputs, t, out)
         mix = self.mix(t)
@@ -441,15 +444,21 @@ class _Plan:
 
     def fused_step(self, prev, delayed, inputs, t, out) -> bool:
         """States (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
-        (M, N, D); False when the new state holds a NaN or an infinity."""
+        (M, N, D); False when the new state holds a NaN or an infinity. After step 1,
+        level 0's bottom-up output is reused from the run's earlier steps (its input is
+        constant), so the steps of a run must come in order, with the same inputs."""
         from ._kernels.fused import step_all
 
         self._check_threads()
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
-        mix, tasks = self._fused_args(t)
+        if t <= 1:
+            self._bu0_ready = False
+        ready = self._bu0_ready
+        mix, tasks = self._fused_args(t, ready)
         step_all(prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
-                 tasks, *self._kernel_tail())  # fmt: skip
+                 tasks, *self._kernel_tail(), ready)  # fmt: skip
+        self._bu0_ready = ready or (not self.identity and mix[0, 0] > 0)
         return not self.nonfinite.any()
 
     def run(self, out, ring, steps, record_every, inputs) -> int:
@@ -494,28 +503,36 @@ class _Plan:
 
     def _schedule_tables(self):
         """Mixing weights (S+1, L, 4) of steps 0..S in the run's dtype (constant after the
-        schedule's length S), and all their net tasks with the row offsets of each step;
-        built once per plan (plans are reused)."""
+        schedule's length S), and all their net tasks with the row offsets of each step,
+        then again without level 0's bottom-up net; built once per plan (plans are
+        reused)."""
         if self._tables is not None:
             return self._tables
         S = self._schedule_length
         mixes = np.stack([self._fused_args(s)[0] for s in range(S + 1)])
-        chunked = [self.net_tasks(mix, self.chunk) for mix in mixes]
-        task_ptr = np.zeros(S + 2, dtype=np.int64)
+        chunked = [
+            self.net_tasks(mix, self.chunk, bu0_ready=ready)
+            for ready in (False, True)
+            for mix in mixes
+        ]
+        task_ptr = np.zeros(2 * S + 3, dtype=np.int64)
         task_ptr[1:] = np.cumsum([len(t) for t in chunked])
         tasks = np.concatenate(chunked).reshape(-1, 5).astype(np.int64)
         self._tables = (mixes, tasks, task_ptr)
         return self._tables
 
-    def net_tasks(self, mix: np.ndarray, members: int | None = None) -> np.ndarray:
+    def net_tasks(
+        self, mix: np.ndarray, members: int | None = None, bu0_ready: bool = False
+    ) -> np.ndarray:
         """The first loop's tasks (see ``_kernels.fused.step_all``) for these mixing
         weights: (net, level, first member, first row, hidden chunk) of every net to run
         (bottom-up where its weight is > 0, top-down below the top where its weight is
         > 0, none for identity nets), and (2, level, member, first row, 0) for the norms
         (and key scales) of every block of rows where attention is on, spread evenly among
-        them."""
+        them. With ``bu0_ready``, without level 0's bottom-up net (computed by an earlier
+        step of the run: its input is constant)."""
         M = self.members if members is None else members
-        key = (M, *(mix > 0).ravel())
+        key = (M, bu0_ready, *(mix > 0).ravel())
         tasks = self._task_cache.get(key)
         if tasks is None:
             L, N = self.cfg.levels, self.cfg.n_columns
@@ -524,6 +541,7 @@ class _Plan:
                 for kind in (0, 1)
                 for level in range(L)
                 if not self.identity and mix[level, kind] > 0 and (kind == 0 or level < L - 1)
+                if not (bu0_ready and kind == 0 and level == 0)
                 for g0 in range(0, M, self.group)
                 for r0 in range(0, N, self.block)
                 for s in range(self.splits)

@@ -307,6 +307,7 @@ def step_all(
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, inv_norms, tiny,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
+    bu0_ready,
 ):  # fmt: skip
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); nets and positional
@@ -334,6 +335,10 @@ def step_all(
     ``mix`` (L, 4) in the state's dtype, with the top level's top-down weight already 0;
     contributions of weight 0 are skipped (and not listed in ``net_tasks``). With identity
     nets ``net_tasks`` is empty and the contributions are read directly.
+    With ``bu0_ready`` netbuf[0, 0, 0] already holds level 0's whole bottom-up output
+    (chunks added, bias in) from an earlier step of the same run: that net reads only
+    the inputs, which do not change during a run, so ``net_tasks`` leaves it out and its
+    chunks are not added again (glom-pytorch recomputes it every step).
     ``indptr`` (L, N+1) points into the concatenated ``indices`` of all levels.
     ``nonfinite`` (L * M * blocks,) is set to 1 for each (level, member, block) task whose
     new rows hold a NaN or an infinity, so the caller need not scan the state again.
@@ -437,7 +442,7 @@ def step_all(
                 more_td = netbuf[1, c, level, member]
                 for r in range(m):
                     i = r0 + r
-                    if w[0] > 0:
+                    if w[0] > 0 and not (level == 0 and bu0_ready):
                         for k in range(D):
                             bu[i, k] += more_bu[i, k]
                     if level < L - 1 and w[1] > 0:
@@ -518,7 +523,9 @@ def run_steps(
     (delay + 1, M, L, N, D) holds the last states (slot t % (delay + 1) holds E[t], E[0]
     already in slot 0) and every record_every-th state and the last are copied to
     out[1], out[2], ... ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
-    t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks.
+    t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks;
+    ``tasks[task_ptr[S + 1 + s]:task_ptr[S + 2 + s]]`` are the same without level 0's
+    bottom-up net, for the steps after one has computed it (its input is constant).
     Returns the first step whose state holds a NaN or an infinity, or steps + 1; for a
     failed run ``where`` (2,) receives the first (member, level) that failed at that step.
     Every member is computed through the step before the one returned.
@@ -539,6 +546,7 @@ def run_steps(
         p0 = m0 if per_member_pos else 0
         p1 = m1 if per_member_pos else 1
         n_rec = 1
+        bu0_ready = False  # netbuf holds this chunk's level-0 bottom-up output
         for t in range(1, min(steps, failed - 1) + 1):
             s = min(t, S)
             if record_every == 1:
@@ -549,7 +557,8 @@ def run_steps(
                 prev = ring[(t - 1) % (delay + 1)][m0:m1]
                 delayed = ring[max(t - delay, 0) % (delay + 1)][m0:m1]
                 new = ring[t % (delay + 1)][m0:m1]
-            step_tasks = tasks[task_ptr[s] : task_ptr[s + 1]]
+            q0 = s + (S + 1 if bu0_ready else 0)
+            step_tasks = tasks[task_ptr[q0] : task_ptr[q0 + 1]]
             if mc < chunk:  # the last, shorter chunk: only tasks of its members
                 keep = 0
                 for q in range(step_tasks.shape[0]):
@@ -568,8 +577,10 @@ def run_steps(
                 pos[p0:p1], identity, mixes[s], step_tasks, netbuf, kernels, self_excl,
                 params, dense, indptr, indices, max_k, norms, sqnorms, inv_norms, tiny,
                 norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
-                scratch,
+                scratch, bu0_ready,
             )  # fmt: skip
+            if not identity and mixes[s, 0, 0] > 0:
+                bu0_ready = True
             bad = -1
             for q in range(L * mc * nb):
                 if nonfinite[q] != 0:
