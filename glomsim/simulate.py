@@ -292,6 +292,7 @@ class _Plan:
         self._task_cache: dict[tuple, np.ndarray] = {}
         self._tables = None
         self._bu0_ready = False  # step by step: netbuf holds level 0's bottom-up output
+        self._nbytes = None
         # outputs of every net of a step, (net, level, member, column, feature)
         shape = (2, self.splits, L, M, N, D) if not self.identity else (2, 1, 1, 1, 1, 1)
         self.netbuf = np.empty(shape, dt)
@@ -319,11 +320,15 @@ class _Plan:
         return self._weights.astype_arrays(self.dtype)
 
     def nbytes(self) -> int:
-        """Bytes of the buffers this plan owns (not the weights or nets: see ``detach``)."""
-        arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
-        arrays += list(self.scratch)
-        arrays += [a for e in self.levels for a in e.values() if isinstance(a, np.ndarray)]
-        return sum(a.nbytes for a in arrays)
+        """Bytes of the buffers this plan owns (not the weights or nets: see ``detach``),
+        counted once: the buffers never change after planning (the pool asks after every
+        run, ~30 us a time right after a kernel)."""
+        if self._nbytes is None:
+            arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+            arrays += list(self.scratch)
+            arrays += [a for e in self.levels for a in e.values() if isinstance(a, np.ndarray)]
+            self._nbytes = sum(a.nbytes for a in arrays)
+        return self._nbytes
 
     def attach(self, weights):
         """Give a plan from the pool this run's weights (the same content as its own)."""
