@@ -6,9 +6,9 @@ one-line description, so datasets label themselves and plots read their labels.
 
 from __future__ import annotations
 
-import datetime
 import json
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,7 +225,7 @@ def create_dataset(
         hashes = None
         weights_hash = weights.content_hash()
         kind = str(weights.meta.get("kind", "custom"))
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # datetime's took 2x longer
     last_step = int(times[-1]) if len(times) else 0
     mode = ", summaries_only=True" if summaries else ""
     ds.attrs = dict(
