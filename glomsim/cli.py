@@ -336,6 +336,25 @@ def cmd_info(args):
     return 0
 
 
+def _bench_script() -> Path:
+    """``benchmarks/bench.py`` of the source checkout this package is installed from."""
+    return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def cmd_bench(args):
+    import subprocess
+
+    script = _bench_script()
+    if not script.is_file():
+        raise UsageError(
+            f"the benchmark script is not at {script}: glomsim bench runs benchmarks/bench.py "
+            "of a source checkout (git clone the repository, then pip install -e .)"
+        )
+    # a new process: the benchmark imports torch before glomsim, so that torch's OpenMP
+    # runtime keeps its own defaults (this process has imported glomsim already)
+    return subprocess.run([sys.executable, str(script), *args.args]).returncode
+
+
 def cmd_default_config(args):
     print(DEFAULT_RUN, end="")
     return 0
@@ -387,6 +406,15 @@ def build_parser():
     i = sub.add_parser("info", help="versions, threads and cache")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser(
+        "bench",
+        help="glomsim against glom-pytorch and the reference (benchmarks/bench.py of a source "
+        "checkout; every option goes to it, e.g. glomsim bench --quick, glomsim bench --help)",
+        prefix_chars="+",  # so that --quick, --help, ... reach the script
+    )
+    b.add_argument("args", nargs=argparse.REMAINDER, help="options of benchmarks/bench.py")
+    b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("default-config", help="print the built-in run's config (TOML)")
     c.set_defaults(func=cmd_default_config)

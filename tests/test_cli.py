@@ -111,3 +111,20 @@ def test_train_then_run_with_learned_weights(tmp_path, capsys):
     bad = gs.GlomConfig(levels=2, dim=8, grid=(8, 8))
     conf.write_text(bad.to_toml())
     assert main(["run", str(conf), "-o", str(tmp_path / "x.zarr"), "--weights", str(w)]) == 2
+
+
+def test_bench_forwards_every_option_to_the_benchmark_script(capfd):
+    """``glomsim bench`` runs benchmarks/bench.py in a new process with the options as
+    given: ``--help`` is the script's own help, not the subcommand's."""
+    assert main(["bench", "--help"]) == 0
+    out = capfd.readouterr().out
+    assert "--only" in out and "--no-reference" in out
+
+
+def test_bench_without_a_source_checkout_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    import glomsim.cli as cli
+
+    monkeypatch.setattr(cli, "_bench_script", lambda: tmp_path / "benchmarks" / "bench.py")
+    assert main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "glomsim bench: error:" in err and str(tmp_path / "benchmarks" / "bench.py") in err
