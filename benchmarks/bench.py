@@ -9,7 +9,8 @@ run and reports every speed as a fraction of it and as ratios against each peer.
     python benchmarks/bench.py --quick         # small repeats, a subset, for a smoke test
     python benchmarks/bench.py --only local --threads 2
 
-Writes ``benchmarks/results/bench.json`` and ``benchmarks/results/scaling.png``.
+Writes ``benchmarks/results/bench.json``, ``configs.png`` (the table as bars) and
+``scaling.png`` (time per step against columns, dim and levels) there.
 Never run as a test: timings are not asserted anywhere.
 """
 
@@ -345,25 +346,47 @@ print(json.dumps(bench._median_interleaved(fns, rounds, warm=warm)))
 """
 
 
-def bench_scaling(threads, sides=(32, 48, 64, 96, 128), dim=32, levels=3, radius=2.0):
-    """Time per step against the number of columns at a fixed radius."""
+SCALING_BASE = dict(side=32, dim=32, levels=3)  # what the other two sweeps hold fixed
+SCALING_SWEEPS = {
+    "columns": ("side", (8, 16, 32, 48, 64, 96, 128)),
+    "dim": ("dim", (16, 32, 64, 128, 256)),
+    "levels": ("levels", (1, 2, 3, 5, 8)),
+}
+
+
+def bench_scaling(threads, radius=2.0):
+    """Time per step against the number of columns (8x8 to 128x128), the dim and the
+    number of levels, one at a time from ``SCALING_BASE``, at a fixed radius. Each call
+    runs enough steps for ~50 ms, so Python's per-call cost does not count at 8x8."""
     import glomsim as gs
 
     _set_threads(threads)
-    rows = []
-    for side in sides:
-        cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=3,
-                            attention=gs.Attention(radius=radius))  # fmt: skip
-        w = gs.random_weights(cfg, seed=0)
-        gs.simulate(cfg, w, steps=1)
-        t = _median_interleaved({"g": lambda cfg=cfg, w=w: gs.simulate(cfg, w)}, 3)["g"]
-        rows.append(dict(side=side, columns=side * side, ms_per_step=1e3 * t / 3))
-    base = rows[0]
-    for r in rows:
+    out = {}
+    for sweep, (field, values) in SCALING_SWEEPS.items():
+        rows = []
+        for v in values:
+            shape = dict(SCALING_BASE, **{field: v})
+            side, dim, levels = shape["side"], shape["dim"], shape["levels"]
+            cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=3,
+                                attention=gs.Attention(radius=radius))  # fmt: skip
+            w = gs.random_weights(cfg, seed=0)
+            t0 = time.perf_counter()
+            gs.simulate(cfg, w, steps=3)  # compiles on the first shape, then a rough time
+            steps = int(min(200, max(3, 0.05 / ((time.perf_counter() - t0) / 3))))
+            cfg = cfg.replace(steps=steps)
+            gs.simulate(cfg, w)
+            t = _median_interleaved({"g": lambda cfg=cfg, w=w: gs.simulate(cfg, w)}, 3)["g"]
+            rows.append(dict(side=side, columns=side * side, dim=dim, levels=levels,
+                             steps=steps, ms_per_step=1e3 * t / steps))  # fmt: skip
+        out[sweep] = rows
+    # growth against linear in the columns, from 32x32 (the must-show's range)
+    cols = out["columns"]
+    base = next(r for r in cols if r["side"] == SCALING_BASE["side"])
+    for r in cols:
         r["growth_vs_linear"] = (r["ms_per_step"] / base["ms_per_step"]) / (
             r["columns"] / base["columns"]
         )
-    return rows
+    return out
 
 
 _MEMORY_SCRIPT = """
@@ -431,26 +454,71 @@ def bench_startup(repeats=5):
                 imported_by_import=runs[0]["imported_by_import"], runs=runs)  # fmt: skip
 
 
-def _plot(scaling, path):
+def _figure(ncols, width=4.2, height=3.4):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5, 3.5))
-    ax = fig.subplots()
-    for threads, rows in scaling.items():
-        cols = [r["columns"] for r in rows]
-        ax.loglog(cols, [r["ms_per_step"] for r in rows], "o-", label=f"{threads} thread(s)")
-    c0, t0 = scaling[min(scaling)][0]["columns"], scaling[min(scaling)][0]["ms_per_step"]
-    cs = np.array([c0, cols[-1]])
-    ax.loglog(cs, t0 * cs / c0, "k--", lw=0.8, label="linear")
-    ax.set_xlabel("columns")
-    ax.set_ylabel("ms per step")
-    ax.set_title("time per step, radius 2, 3 levels, dim 32")
-    ax.legend()
+    fig = Figure(figsize=(width * ncols, height))
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def _plot_scaling(scaling, path):
+    """Three panels: time per step against columns, dim and levels, per thread count."""
+    fig, axes = _figure(3)
+    base = SCALING_BASE
+    fixed = {
+        "columns": f"dim {base['dim']}, {base['levels']} levels",
+        "dim": f"{base['side']}x{base['side']} columns, {base['levels']} levels",
+        "levels": f"{base['side']}x{base['side']} columns, dim {base['dim']}",
+    }
+    for ax, sweep in zip(axes, SCALING_SWEEPS, strict=True):
+        key = "columns" if sweep == "columns" else sweep
+        for threads, sweeps in scaling.items():
+            rows = sweeps[sweep]
+            ax.plot([r[key] for r in rows], [r["ms_per_step"] for r in rows], "o-",
+                    label=f"{threads} thread(s)")  # fmt: skip
+        if sweep != "levels":
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        if sweep != "columns":  # the swept values themselves as ticks
+            ax.minorticks_off()
+            values = SCALING_SWEEPS[sweep][1]
+            ax.set_xticks(values, [str(v) for v in values])
+        if sweep == "columns":  # linear growth through the 32x32 point of 1 thread
+            rows = scaling[min(scaling)]["columns"]
+            b = next(r for r in rows if r["side"] == base["side"])
+            cs = np.array([rows[0]["columns"], rows[-1]["columns"]])
+            ax.plot(cs, b["ms_per_step"] * cs / b["columns"], "k--", lw=0.8, label="linear")
+        ax.set_xlabel(sweep)
+        ax.set_ylabel("ms per step")
+        ax.set_title(f"{fixed[sweep]}, radius 2", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
+
+
+def _plot_configs(rows, path):
+    """The table as bars: ms per iteration of every peer, per config and thread count."""
+    rows = [r for r in rows if "ms_per_iteration" in r]
+    if not rows:
+        return
+    peers = sorted({p for r in rows for p in r["ms_per_iteration"]},
+                   key=["glomsim", "glom_pytorch", "reference"].index)  # fmt: skip
+    fig, (ax,) = _figure(1, width=6.5, height=3.6)
+    x = np.arange(len(rows))
+    width = 0.8 / len(peers)
+    for k, peer in enumerate(peers):
+        ms = [r["ms_per_iteration"].get(peer, np.nan) for r in rows]
+        ax.bar(x + (k - (len(peers) - 1) / 2) * width, ms, width, label=peer)
+    ax.set_xticks(x, [f"{r['config']}\n{r['threads']}t" for r in rows], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per iteration (log)")
+    ax.set_title("per-iteration time, same inputs and weights", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def main(argv=None):
@@ -522,15 +590,16 @@ def main(argv=None):
     if "scaling" in only:
         scaling = {t: bench_scaling(t) for t in args.threads}
         result["scaling"] = scaling
-        for t, rows in scaling.items():
-            print(
-                f"scaling {t}t: "
-                + ", ".join(
-                    f"{r['columns']} cols {r['ms_per_step']:.1f} ms ({r['growth_vs_linear']:.2f}x lin)"
-                    for r in rows
-                )
-            )
-        _plot(scaling, out / "scaling.png")
+        for t, sweeps in scaling.items():
+            cols = sweeps["columns"]
+            print(f"scaling {t}t, columns: " + ", ".join(
+                f"{r['columns']} {r['ms_per_step']:.2f} ms"
+                + (f" ({r['growth_vs_linear']:.2f}x lin)" if r["side"] >= SCALING_BASE["side"] else "")
+                for r in cols))  # fmt: skip
+            for sweep in ("dim", "levels"):
+                print(f"scaling {t}t, {sweep}: " + ", ".join(
+                    f"{r[sweep]} {r['ms_per_step']:.2f} ms" for r in sweeps[sweep]))  # fmt: skip
+        _plot_scaling(scaling, out / "scaling.png")
     if "memory" in only:
         result["memory"] = bench_memory()
         for r in result["memory"]:
@@ -547,6 +616,7 @@ def main(argv=None):
             f"after warmup a new process's first simulate costs {r['first_minus_second_s']:.2f} s "
             f"more than its second (max {r['first_minus_second_max_s']:.2f} s)"
         )
+    _plot_configs(result["rows"], out / "configs.png")
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out / 'bench.json'}")
     return result

@@ -30,3 +30,23 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     assert 0 < row["fraction_of_gemm_peak"]
     # glomsim keeps 11 states of 5 x 64 x 64 float32 (~0.9 MB): its traced peak covers them
     assert row["peak_traced_mb"]["glomsim"] > 11 * 5 * 64 * 64 * 4 / 2**20
+
+
+def test_scaling_sweeps_columns_dim_and_levels(tmp_path):
+    """The scaling section times every swept shape, measures growth against linear from
+    32x32 columns, and draws the three panels."""
+    cmd = [sys.executable, "-m", "glomsim.cli", "bench", "--only", "scaling", "--threads", "1",
+           "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+    result = json.loads((tmp_path / "bench.json").read_text())
+    sweeps = result["scaling"]["1"]
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for sweep, (field, values) in bench.SCALING_SWEEPS.items():
+        rows = sweeps[sweep]
+        assert [r[field] for r in rows] == list(values)
+        assert all(r["ms_per_step"] > 0 and r["steps"] >= 3 for r in rows)
+    base = next(r for r in sweeps["columns"] if r["side"] == 32)
+    assert base["growth_vs_linear"] == 1.0
+    assert (tmp_path / "scaling.png").stat().st_size > 0
