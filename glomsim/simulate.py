@@ -99,8 +99,11 @@ def prepare_inputs(cfg: GlomConfig, weights: GlomWeights, inputs):
             f"inputs has shape {arr.shape}; expected tokens ({N}, {D}) = (columns, dim) or an "
             "image (channels, height, width) for weights with a patch embedding"
         )
-    # one sum first (no boolean temporary; finite unless an entry is not, or it overflows)
-    if not math.isfinite(tokens.sum()) and not np.all(np.isfinite(tokens)):
+    # one sum first (no boolean temporary; finite unless an entry is not, or it overflows:
+    # an overflow is not an error here, whatever np.seterr says)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = tokens.sum()
+    if not math.isfinite(total) and not np.all(np.isfinite(tokens)):
         raise ValueError("inputs contains NaN or inf")
     return np.ascontiguousarray(tokens, dtype=dtype), labels
 
@@ -266,10 +269,13 @@ class _Plan:
         ng = -(-M // self.group)
         nb = 1 if self.group > 1 else -(-N // 256)
         self.block = -(-N // nb)
-        # A step runs 2L-1 nets: as one task each, two threads share an odd number of equal
-        # tasks and one waits ~10% of the step. When a net would be a single task, it is
-        # cut in two, along the hidden layer for wide nets (each weight is still packed
-        # once per step) or else into two row blocks.
+        # When a net would be a single task, it is cut in two, along the hidden layer for
+        # wide nets (each weight is still packed once per step) or else into two row
+        # blocks. First chosen because a step ran 2L-1 nets, an odd number of equal tasks
+        # for two threads; steps after the first now run 2L-2 (level 0's bottom-up net
+        # runs once per run), and the cut still paid: uncut, the nets config (dim 256,
+        # 16x16) took 17.9-20.2 against 16.2-18.1 ms an iteration, and 64-row tasks on
+        # the small config 0.44-0.46 against 0.38 ms.
         # The hidden-layer cut depends on N and H only (not on members), so an ensemble
         # member adds its hidden units in the same order as the same run alone.
         self.splits = 2 if (N <= 256 and H >= 512 and H % 2 == 0) else 1
@@ -332,7 +338,10 @@ class _Plan:
         counted once: the buffers never change after planning (the pool asks after every
         run, ~30 us a time right after a kernel)."""
         if self._nbytes is None:
-            arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+            # pos_all is the weights' (dropped by detach, which may not have run yet)
+            arrays = [
+                v for k, v in vars(self).items() if isinstance(v, np.ndarray) and k != "pos_all"
+            ]
             arrays += list(self.scratch)
             arrays += [a for e in self.levels for a in e.values() if isinstance(a, np.ndarray)]
             self._nbytes = sum(a.nbytes for a in arrays)
@@ -350,7 +359,8 @@ class _Plan:
         self.__dict__.pop("W", None)  # custom rules' converted weights (cached_property)
 
     def work_per_step(self) -> float:
-        """Rough floating-point operations of one step (nets and attention)."""
+        """Rough floating-point operations of one step (nets and attention), counting the
+        2L-1 nets of a first step (``_SERIAL_BELOW`` was chosen with this count)."""
         cfg = self.cfg
         n, d, h = cfg.n_columns, cfg.dim, cfg.hidden_width
         nets = 0 if self.identity else (2 * cfg.levels - 1) * 4 * d * h

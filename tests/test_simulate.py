@@ -84,6 +84,23 @@ def test_bad_arguments_raise_before_work(small, kwargs, match):
         gs.simulate(cfg, w, **kwargs)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_bad_input_among_huge_finite_ones_is_found(small, bad):
+    """Inputs are checked by one sum first: huge finite inputs overflow that sum without
+    an error (even under np.errstate(all="raise")), and one NaN or inf among them is
+    still named."""
+    from glomsim.simulate import prepare_inputs
+
+    cfg, w = small
+    big = np.full((cfg.n_columns, cfg.dim), 3e38, dtype=np.float32)
+    with np.errstate(all="raise"):
+        tokens, _ = prepare_inputs(cfg.replace(dtype="float32"), w, big)
+    np.testing.assert_array_equal(tokens, big)
+    big[5, 3] = bad
+    with np.errstate(all="raise"), pytest.raises(ValueError, match="inputs contains NaN or inf"):
+        prepare_inputs(cfg.replace(dtype="float32"), w, big)
+
+
 def test_weights_that_do_not_fit_are_named(small):
     cfg, w = small
     with pytest.raises(ValueError, match="weights.dim"):
