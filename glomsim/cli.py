@@ -341,18 +341,31 @@ def _bench_script() -> Path:
     return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 
 
+def _is_checkout(script: Path) -> bool:
+    """The script sits in glomsim's own source tree (not in site-packages beside some
+    other distribution's ``benchmarks`` folder)."""
+    project = script.parents[1] / "pyproject.toml"
+    try:
+        return script.is_file() and 'name = "glomsim"' in project.read_text()
+    except OSError:
+        return False
+
+
 def cmd_bench(args):
     import subprocess
 
     script = _bench_script()
-    if not script.is_file():
+    forwarded = list(args.args)
+    if forwarded[:1] == ["--"]:  # glomsim bench -- --quick: the separator is not an option
+        forwarded = forwarded[1:]
+    if not _is_checkout(script):
         raise UsageError(
             f"the benchmark script is not at {script}: glomsim bench runs benchmarks/bench.py "
             "of a source checkout (git clone the repository, then pip install -e .)"
         )
     # a new process: the benchmark imports torch before glomsim, so that torch's OpenMP
     # runtime keeps its own defaults (this process has imported glomsim already)
-    return subprocess.run([sys.executable, str(script), *args.args]).returncode
+    return subprocess.run([sys.executable, str(script), *forwarded]).returncode
 
 
 def cmd_default_config(args):

@@ -121,6 +121,11 @@ def test_bench_forwards_every_option_to_the_benchmark_script(capfd):
     assert "--only" in out and "--no-reference" in out
 
 
+def test_bench_drops_a_leading_separator(capfd):
+    assert main(["bench", "--", "--help"]) == 0
+    assert "--no-reference" in capfd.readouterr().out
+
+
 def test_bench_without_a_source_checkout_is_a_usage_error(tmp_path, monkeypatch, capsys):
     import glomsim.cli as cli
 
@@ -128,3 +133,17 @@ def test_bench_without_a_source_checkout_is_a_usage_error(tmp_path, monkeypatch,
     assert main(["bench", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "glomsim bench: error:" in err and str(tmp_path / "benchmarks" / "bench.py") in err
+
+
+def test_bench_ignores_another_projects_benchmark_script(tmp_path, monkeypatch, capsys):
+    """In site-packages, a stray top-level benchmarks/bench.py of another distribution is
+    not glomsim's: it is not run."""
+    import glomsim.cli as cli
+
+    script = tmp_path / "benchmarks" / "bench.py"
+    script.parent.mkdir()
+    script.write_text("raise SystemExit(7)\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    monkeypatch.setattr(cli, "_bench_script", lambda: script)
+    assert main(["bench"]) == 2
+    assert "not at" in capsys.readouterr().err
