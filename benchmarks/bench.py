@@ -370,8 +370,9 @@ def bench_scaling(threads, radius=2.0):
             cfg = gs.GlomConfig(levels=levels, dim=dim, grid=(side, side), steps=3,
                                 attention=gs.Attention(radius=radius))  # fmt: skip
             w = gs.random_weights(cfg, seed=0)
+            gs.simulate(cfg, w, steps=1)  # compiles or loads the kernels on the first shape
             t0 = time.perf_counter()
-            gs.simulate(cfg, w, steps=3)  # compiles on the first shape, then a rough time
+            gs.simulate(cfg, w, steps=3)  # a rough time, for the number of steps
             steps = int(min(200, max(3, 0.05 / ((time.perf_counter() - t0) / 3))))
             cfg = cfg.replace(steps=steps)
             gs.simulate(cfg, w)
@@ -383,9 +384,10 @@ def bench_scaling(threads, radius=2.0):
     cols = out["columns"]
     base = next(r for r in cols if r["side"] == SCALING_BASE["side"])
     for r in cols:
-        r["growth_vs_linear"] = (r["ms_per_step"] / base["ms_per_step"]) / (
-            r["columns"] / base["columns"]
-        )
+        if r["side"] >= base["side"]:
+            r["growth_vs_linear"] = (r["ms_per_step"] / base["ms_per_step"]) / (
+                r["columns"] / base["columns"]
+            )
     return out
 
 
@@ -594,7 +596,7 @@ def main(argv=None):
             cols = sweeps["columns"]
             print(f"scaling {t}t, columns: " + ", ".join(
                 f"{r['columns']} {r['ms_per_step']:.2f} ms"
-                + (f" ({r['growth_vs_linear']:.2f}x lin)" if r["side"] >= SCALING_BASE["side"] else "")
+                + (f" ({r['growth_vs_linear']:.2f}x lin)" if "growth_vs_linear" in r else "")
                 for r in cols))  # fmt: skip
             for sweep in ("dim", "levels"):
                 print(f"scaling {t}t, {sweep}: " + ", ".join(
