@@ -581,21 +581,16 @@ def run_steps(
             )  # fmt: skip
             if not identity and mixes[s, 0, 0] > 0:
                 bu0_ready = True
-            bad = -1
+            # the lowest failing member at this step, then its lowest level (tasks are
+            # numbered level-major); best_m stays M while every state is finite
+            best_m, best_l = M, L
             for q in range(L * mc * nb):
                 if nonfinite[q] != 0:
-                    bad = q
-                    break
-            if bad >= 0:
-                # the lowest failing member at this step, then its lowest level (tasks
-                # are numbered level-major)
-                best_m, best_l = M, L
-                for q in range(L * mc * nb):
-                    if nonfinite[q] != 0:
-                        lv = q // (mc * nb)
-                        mb = (q // nb) % mc
-                        if mb < best_m or (mb == best_m and lv < best_l):
-                            best_m, best_l = mb, lv
+                    lv = q // (mc * nb)
+                    mb = (q // nb) % mc
+                    if mb < best_m or (mb == best_m and lv < best_l):
+                        best_m, best_l = mb, lv
+            if best_m < M:
                 if t < failed:
                     failed = t
                     where[0] = m0 + best_m
