@@ -377,13 +377,14 @@ class _Plan:
         return w
 
     def _fused_args(self, t: int, bu0_ready: bool = False):
-        """(mix in the run's dtype, net tasks) of step t, cached like ``mix``; with
-        ``bu0_ready`` the tasks leave out level 0's bottom-up net."""
+        """(mix in the run's dtype, net tasks, whether they run level 0's bottom-up net) of
+        step t, cached like ``mix``; with ``bu0_ready`` the tasks leave that net out."""
         key = (min(t, self._schedule_length), bu0_ready)
         hit = self._fused_cache.get(key)
         if hit is None:
             mix = self.mix(t).astype(self.dtype)
-            hit = self._fused_cache[key] = (mix, self.net_tasks(mix, bu0_ready=bu0_ready))
+            tasks = self.net_tasks(mix, bu0_ready=bu0_ready)
+            hit = self._fused_cache[key] = (mix, tasks, _runs_bu0(tasks))
         return hit
 
     # ----- contributions ----------------------------------------------------------------
@@ -478,10 +479,10 @@ class _Plan:
         if t <= 1:
             self._bu0_ready = False
         ready = self._bu0_ready
-        mix, tasks = self._fused_args(t, ready)
+        mix, tasks, runs_bu0 = self._fused_args(t, ready)
         step_all(prev, delayed, inputs, out, *self.nets, self.pos_all, self.identity, mix,
                  tasks, *self._kernel_tail(), ready)  # fmt: skip
-        self._bu0_ready = ready or (not self.identity and mix[0, 0] > 0)
+        self._bu0_ready = ready or runs_bu0
         return not self.nonfinite.any()
 
     def run(self, out, ring, steps, record_every, inputs) -> int:
@@ -498,10 +499,10 @@ class _Plan:
             ring = None if ring is None else ring[:, None]
         if ring is None:
             ring = np.empty((1,) * out.ndim, dtype=out.dtype)
-        mixes, tasks, task_ptr = self._schedule_tables()
+        mixes, tasks, task_ptr, runs_bu0 = self._schedule_tables()
         return run_steps(steps, out, ring, record_every, self.cfg.top_down_delay, inputs,
                          *self.nets, self.pos_all, self.identity, mixes, tasks, task_ptr,
-                         self.chunk, self.where, *self._kernel_tail())  # fmt: skip
+                         runs_bu0, self.chunk, self.where, *self._kernel_tail())  # fmt: skip
 
     def _kernel_tail(self) -> tuple:
         """The arguments ``step_all`` and ``run_steps`` share after the net tasks, in order."""
@@ -527,8 +528,8 @@ class _Plan:
     def _schedule_tables(self):
         """Mixing weights (S+1, L, 4) of steps 0..S in the run's dtype (constant after the
         schedule's length S), and all their net tasks with the row offsets of each step,
-        then again without level 0's bottom-up net; built once per plan (plans are
-        reused)."""
+        then again without level 0's bottom-up net, and whether each step's tasks run that
+        net; built once per plan (plans are reused)."""
         if self._tables is not None:
             return self._tables
         S = self._schedule_length
@@ -541,7 +542,8 @@ class _Plan:
         task_ptr = np.zeros(2 * S + 3, dtype=np.int64)
         task_ptr[1:] = np.cumsum([len(t) for t in chunked])
         tasks = np.concatenate(chunked).reshape(-1, 5).astype(np.int64)
-        self._tables = (mixes, tasks, task_ptr)
+        runs_bu0 = np.array([_runs_bu0(t) for t in chunked], dtype=np.bool_)
+        self._tables = (mixes, tasks, task_ptr, runs_bu0)
         return self._tables
 
     def net_tasks(
@@ -610,6 +612,12 @@ class _Plan:
                 f"{prev[level].shape} = (columns, dim)"
             )
         out[level] = normalize(new.astype(self.dtype), self.cfg.normalize)
+
+
+def _runs_bu0(tasks: np.ndarray) -> bool:
+    """Whether these net tasks (``_Plan.net_tasks``) run level 0's bottom-up net: after
+    such a step its output is kept for the rest of the run."""
+    return bool(np.any((tasks[:, 0] == 0) & (tasks[:, 1] == 0)))
 
 
 _PLANS: dict = {}

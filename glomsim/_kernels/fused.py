@@ -503,7 +503,7 @@ def step_all(
 def run_steps(
     steps, out, ring, record_every, delay, inputs,
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos,
-    identity, mixes, tasks, task_ptr, chunk, where, netbuf,
+    identity, mixes, tasks, task_ptr, runs_bu0, chunk, where, netbuf,
     kernels, self_excl, params, dense, indptr, indices, max_k,
     norms, sqnorms, inv_norms, tiny,
     norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite, scratch,
@@ -525,7 +525,8 @@ def run_steps(
     out[1], out[2], ... ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
     t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks;
     ``tasks[task_ptr[S + 1 + s]:task_ptr[S + 2 + s]]`` are the same without level 0's
-    bottom-up net, for the steps after one has computed it (its input is constant).
+    bottom-up net, for the steps after one has computed it (its input is constant);
+    ``runs_bu0[q]`` tells whether table q runs that net.
     Returns the first step whose state holds a NaN or an infinity, or steps + 1; for a
     failed run ``where`` (2,) receives the first (member, level) that failed at that step.
     Every member is computed through the step before the one returned.
@@ -579,7 +580,7 @@ def run_steps(
                 norm_id, ln_eps, fast_erf, erf_c, gelu_c, block, rows, group, nonfinite,
                 scratch, bu0_ready,
             )  # fmt: skip
-            if not identity and mixes[s, 0, 0] > 0:
+            if runs_bu0[q0]:
                 bu0_ready = True
             # the lowest failing member at this step, then its lowest level (tasks are
             # numbered level-major); best_m stays M while every state is finite
