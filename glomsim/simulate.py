@@ -1116,8 +1116,8 @@ def simulate_ensemble(
         labels.append(lab)
     tokens = np.stack(tokens)
     labels = None if any(lab is None for lab in labels) else np.stack(labels)
-    state0 = np.stack(
-        [prepare_init(cfg, per[m], None if init is None else init[m]) for m in range(M)]
+    state0 = np.stack(  # one copy: np.stack copies the members' (broadcast) starts
+        [_initial_state(cfg, per[m], None if init is None else init[m]) for m in range(M)]
     )
     shared = wlist if len(wlist) > 1 else wlist[0]
 
