@@ -475,20 +475,18 @@ def _plot_scaling(scaling, path):
         "dim": f"{base['side']}x{base['side']} columns, {base['levels']} levels",
         "levels": f"{base['side']}x{base['side']} columns, dim {base['dim']}",
     }
-    for ax, sweep in zip(axes, SCALING_SWEEPS, strict=True):
-        key = "columns" if sweep == "columns" else sweep
+    for ax, (sweep, (_, values)) in zip(axes, SCALING_SWEEPS.items(), strict=True):
         for threads, sweeps in scaling.items():
             rows = sweeps[sweep]
-            ax.plot([r[key] for r in rows], [r["ms_per_step"] for r in rows], "o-",
+            ax.plot([r[sweep] for r in rows], [r["ms_per_step"] for r in rows], "o-",
                     label=f"{threads} thread(s)")  # fmt: skip
         if sweep != "levels":
             ax.set_xscale("log")
             ax.set_yscale("log")
         if sweep != "columns":  # the swept values themselves as ticks
             ax.minorticks_off()
-            values = SCALING_SWEEPS[sweep][1]
             ax.set_xticks(values, [str(v) for v in values])
-        if sweep == "columns":  # linear growth through the 32x32 point of 1 thread
+        else:  # linear growth through the 32x32 point of 1 thread
             rows = scaling[min(scaling)]["columns"]
             b = next(r for r in rows if r["side"] == base["side"])
             cs = np.array([rows[0]["columns"], rows[-1]["columns"]])
