@@ -22,7 +22,7 @@ from .config import Attention, GlomConfig, Mix
 
 # eager, and after the submodule import, so that ``glomsim.simulate`` is the function;
 # the module itself imports numba and xarray only inside functions
-from .simulate import SimulationDiverged, simulate, simulate_ensemble
+from .simulation import SimulationDiverged, simulate, simulate_ensemble
 from .weights import GlomWeights, identity_weights, load_weights, random_weights
 
 __version__ = "0.1.0"

@@ -84,7 +84,7 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
 
     from .runs import warmup
     from .scenes import make_scene
-    from .simulate import simulate
+    from .simulation import simulate
     from .sweep import load_spec, run
     from .weights import identity_weights
 

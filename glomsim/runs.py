@@ -20,7 +20,7 @@ def rerun(ds, weights, **kwargs):
     True
     """
     from .config import GlomConfig
-    from .simulate import simulate
+    from .simulation import simulate
 
     cfg = GlomConfig.from_dataset(ds)
     if "weights_hash" in ds.attrs and weights.content_hash() != ds.attrs["weights_hash"]:
@@ -45,7 +45,7 @@ def warmup(verbose: bool = False) -> float:
     import numpy as np
 
     from .config import Attention, GlomConfig, Mix
-    from .simulate import simulate
+    from .simulation import simulate
     from .weights import random_weights
 
     t0 = time.perf_counter()

@@ -73,7 +73,7 @@ def test_shared_nets_batched_across_members_match_single_runs(dtype, tol):
 def _chunked_case():
     """10 members of 64 KB of float64 state: the in-numba run takes them 4 at a time
     (chunks 0-3, 4-7, 8-9), in whole groups of 4 members for the nets."""
-    from glomsim.simulate import _Plan
+    from glomsim.simulation import _Plan
 
     cfg = gs.GlomConfig(levels=2, dim=64, grid=(8, 8), steps=3, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
@@ -111,7 +111,7 @@ def test_divergence_in_any_chunk_names_the_first_member(bad):
 
 def test_members_with_their_own_weights_run_in_chunks_equal_single_runs():
     """Per-member nets and positional codes are sliced with each chunk of members."""
-    from glomsim.simulate import _Plan
+    from glomsim.simulation import _Plan
 
     cfg, _, inputs = _chunked_case()
     ws = [gs.random_weights(cfg, seed=10 + m) for m in range(10)]

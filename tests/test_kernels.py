@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import glomsim as gs
 from glomsim.neighbours import neighbour_csr
-from glomsim.simulate import _Plan
+from glomsim.simulation import _Plan
 
 from . import naive
 

@@ -89,7 +89,7 @@ def test_one_bad_input_among_huge_finite_ones_is_found(small, bad):
     """Inputs are checked by one sum first: huge finite inputs overflow that sum without
     an error (even under np.errstate(all="raise")), and one NaN or inf among them is
     still named."""
-    from glomsim.simulate import prepare_inputs
+    from glomsim.simulation import prepare_inputs
 
     cfg, w = small
     big = np.full((cfg.n_columns, cfg.dim), 3e38, dtype=np.float32)
@@ -298,7 +298,7 @@ def test_reused_plans_leak_nothing_between_runs():
 
     import numba
 
-    from glomsim.simulate import _PLANS
+    from glomsim.simulation import _PLANS
 
     cfg = gs.GlomConfig(levels=3, dim=8, grid=(5, 5), steps=4, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip

@@ -158,7 +158,7 @@ def test_stop_when_settled_stops_where_the_full_run_does():
 
 
 def test_memory_does_not_grow_with_the_trajectory():
-    from glomsim.simulate import _forget_plans
+    from glomsim.simulation import _forget_plans
 
     cfg = gs.GlomConfig(
         levels=1,

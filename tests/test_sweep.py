@@ -261,7 +261,7 @@ def test_resume_refuses_another_sweep_or_foreign_folder(small, tmp_path):
 
 
 def test_a_template_cut_short_is_rebuilt(tmp_path):
-    from glomsim import _sweep_store as st
+    from glomsim.sweep import store as st
 
     spec = load_spec(spec_dict(axes={"beta": [1.0]}, sweep={"seeds": 1}))
     path = tmp_path / "cut.zarr"

@@ -39,7 +39,7 @@ def _tol(cfg):
 
 def run_one_step(case: Case, *, rule=None, steps: int = 1) -> np.ndarray:
     """The states after ``steps`` steps from ``case.state``, shape (steps + 1, L, N, D)."""
-    from ..simulate import simulate
+    from ..simulation import simulate
 
     ds = simulate(
         case.cfg, case.weights, inputs=case.inputs, init=case.state, steps=steps, rule=rule

@@ -63,7 +63,7 @@ class UsageError(Exception):
 def _load_config(path):
     import tomllib
 
-    from .config import GlomConfig
+    from ..config import GlomConfig
 
     try:
         if path is None:
@@ -76,7 +76,7 @@ def _load_config(path):
 
 def _scene_for(cfg, seed):
     try:
-        from .scenes import make_scene
+        from ..scenes import make_scene
     except ImportError:
         return None
     if cfg.grid is None:
@@ -142,9 +142,9 @@ def _print_summary(summary, path, seconds):
 
 
 def cmd_run(args):
-    from .dataset import save
-    from .simulate import simulate
-    from .weights import random_weights
+    from ..dataset import save
+    from ..simulation import simulate
+    from ..weights import random_weights
 
     cfg = _load_config(args.config)
     if args.steps is not None:
@@ -164,7 +164,7 @@ def cmd_run(args):
     if out.exists() and not args.overwrite:
         raise UsageError(f"--output={str(out)!r} exists; pass --overwrite to replace it")
     if args.weights:
-        from .weights import load_weights
+        from ..weights import load_weights
 
         try:
             w = load_weights(args.weights)
@@ -194,7 +194,7 @@ def cmd_run(args):
 
 
 def _open_run(path):
-    from .dataset import open_dataset
+    from ..dataset import open_dataset
 
     p = Path(path)
     if not p.exists():
@@ -286,10 +286,10 @@ def cmd_plot(args):
 
 
 def cmd_warmup(args):
-    from .runs import warmup
+    from ..runs import warmup
 
     seconds = warmup(verbose=not args.quiet)
-    from ._kernels.jit import CACHE
+    from .._kernels.jit import CACHE
 
     print(f"compiled all kernels in {seconds:.1f} s (numba cache {'on' if CACHE else 'off'})")
     return 0
@@ -301,8 +301,8 @@ def cmd_info(args):
     import numba
     import numpy as np
 
-    from . import __version__
-    from ._kernels.jit import CACHE
+    from .. import __version__
+    from .._kernels.jit import CACHE
 
     info = {
         "glomsim": __version__,
@@ -338,7 +338,7 @@ def cmd_info(args):
 
 def _bench_script() -> Path:
     """``benchmarks/bench.py`` of the source checkout this package is installed from."""
-    return Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    return Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"
 
 
 def _is_checkout(script: Path) -> bool:
@@ -432,9 +432,9 @@ def build_parser():
     c = sub.add_parser("default-config", help="print the built-in run's config (TOML)")
     c.set_defaults(func=cmd_default_config)
 
-    from .demo import register_cli as register_demo
-    from .sweep import register_cli as register_sweep
-    from .train import register_cli as register_train
+    from ..demo import register_cli as register_demo
+    from ..sweep import register_cli as register_sweep
+    from ..train import register_cli as register_train
 
     register_demo(sub)
     register_train(sub)
@@ -456,7 +456,3 @@ def main(argv=None) -> int:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"glomsim {args.command}: error: {msg}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -224,7 +224,7 @@ class Layout:
         import dask.array as da
         import xarray as xr
 
-        from . import __version__
+        from .. import __version__
 
         spec = self.spec
         data_vars, encoding = {}, {}

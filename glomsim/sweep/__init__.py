@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Attention, GlomConfig, Mix
+from ..config import Attention, GlomConfig, Mix
 
 __all__ = [
     "Axis",
@@ -256,7 +256,7 @@ def _set_config(d: dict, path: _Path, value) -> None:
 def _scene_params() -> tuple[str, ...]:
     import inspect
 
-    from .scenes import make_scene
+    from ..scenes import make_scene
 
     skip = {"grid", "dim", "levels", "seed"}
     return tuple(p for p in inspect.signature(make_scene).parameters if p not in skip)
@@ -552,7 +552,7 @@ def _freeze(d):
 
 @functools.lru_cache(maxsize=256)
 def _check_scene_cached(grid, dim, levels, seed, frozen):
-    from .scenes import make_scene
+    from ..scenes import make_scene
 
     try:
         make_scene(grid=grid, dim=dim, levels=levels, seed=seed, **json.loads(frozen))
@@ -1010,8 +1010,8 @@ def load_spec(spec, *, root=None) -> SweepSpec:
 # ----------------------------------------------------------------------------------------
 def _prepare_run(spec: SweepSpec, index: int):
     """(config, weights, scene, init) of run ``index``: from the spec and index alone."""
-    from .simulate import prepare_init
-    from .weights import identity_weights, random_weights
+    from ..simulation import prepare_init
+    from ..weights import identity_weights, random_weights
 
     point, seed, member = spec.unravel(index)
     s = spec.settings(point)
@@ -1025,7 +1025,7 @@ def _prepare_run(spec: SweepSpec, index: int):
         w = random_weights(cfg, seed, **wkw)
     scene = None
     if s["scene"] is not None:
-        from .scenes import make_scene
+        from ..scenes import make_scene
 
         scene = make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed, **s["scene"])
     start, noise = s["init"]["start"], s["init"]["noise"]
@@ -1077,7 +1077,7 @@ def simulate_run(spec: SweepSpec, index: int) -> dict:
     >>> sorted(simulate_run(spec, 0))
     ['island_count', 'rate', 'residual', 'settled_step']
     """
-    from .simulate import simulate
+    from ..simulation import simulate
 
     cfg, w, scene, init = _prepare_run(spec, index)
     ds = simulate(cfg, w, inputs=scene, init=init, record_every=spec.keep["record_every"])
@@ -1088,7 +1088,7 @@ def simulate_runs(spec: SweepSpec, indices) -> dict:
     """Runs that share one sweep point (they differ by seed or member only), simulated as
     one batched ensemble; {index: values}. Each member's trajectory is bit-identical to
     its own :func:`simulate_run`, so batching never changes a result."""
-    from .simulate import simulate_ensemble
+    from ..simulation import simulate_ensemble
 
     prepared = [_prepare_run(spec, i) for i in indices]
     cfg = prepared[0][0]
@@ -1128,7 +1128,7 @@ def run_batch(spec: SweepSpec, store: str, indices) -> list[tuple[int, int, str]
     """
     import numba
 
-    from . import _sweep_store as st
+    from . import store as st
 
     layout = st.Layout(spec)
     threads = numba.get_num_threads()
@@ -1260,7 +1260,7 @@ def run(
     >>> ds.attrs["sweep_done"], ds.residual.dims
     (2, ('top_down_delay', 'seed', 'level'))
     """
-    from . import _sweep_store as st
+    from . import store as st
 
     spec = load_spec(spec)
     store = str(Path(store).expanduser().resolve())
@@ -1304,7 +1304,7 @@ def _run_distributed(spec, store, layout, batches, client, workers, bar):
 
     from distributed import Client, as_completed
 
-    from . import _sweep_store as st
+    from . import store as st
 
     cluster = own = None
     if client is None:
@@ -1481,11 +1481,3 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"glomsim sweep: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # run the imported module's main, not this __main__ copy: tasks must pickle
-    # glomsim.sweep.SweepSpec by reference, which workers can import
-    from glomsim.sweep import main as _main
-
-    raise SystemExit(_main())

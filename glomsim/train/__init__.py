@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import GlomConfig
-from .weights import GlomWeights, random_weights
+from ..config import GlomConfig
+from ..weights import GlomWeights, random_weights
 
 __all__ = [
     "train",
@@ -381,7 +381,7 @@ def make_training_scenes(cfg: GlomConfig, n: int, seed: int = 0, **scene_kwargs)
     >>> len(scenes), scenes[0].labels.shape
     (2, (3, 64))
     """
-    from .scenes import make_scene
+    from ..scenes import make_scene
 
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
@@ -426,13 +426,13 @@ def level_states(cfg: GlomConfig, weights: GlomWeights, tokens, *, targets="bott
     """
     tokens = np.asarray(tokens, dtype=np.float64)
     if targets == "settled":
-        from .simulate import simulate
+        from ..simulation import simulate
 
         n = cfg.steps if steps is None else steps
         ds = simulate(cfg, weights, inputs=tokens, steps=n, record_every=max(n, 1))
         return np.asarray(ds["embedding"].values[-1], dtype=np.float64)
     if targets == "bottom_up":
-        from .reference import normalize
+        from ..reference import normalize
 
         states = np.empty((cfg.levels,) + tokens.shape)
         below = tokens
@@ -720,7 +720,7 @@ def train(
         }
         for t in TERMS
     }
-    from . import __version__
+    from .. import __version__
 
     meta = {
         "kind": "learned",
@@ -824,7 +824,7 @@ def cli_train(args) -> int:
     if args.config is None:
         import tomllib
 
-        from .cli import DEFAULT_RUN
+        from ..cli import DEFAULT_RUN
 
         cfg = GlomConfig.from_dict(tomllib.loads(DEFAULT_RUN))
     else:

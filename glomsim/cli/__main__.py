@@ -1,0 +1,7 @@
+"""``python -m glomsim.cli`` runs the ``glomsim`` command."""
+
+import sys
+
+from glomsim.cli import main
+
+sys.exit(main())
