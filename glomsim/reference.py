@@ -23,6 +23,7 @@ from .weights import GlomWeights
 __all__ = [
     "gelu",
     "mlp",
+    "net_forward",
     "neighbourhood",
     "attention_matrix",
     "attention",
@@ -51,9 +52,19 @@ def gelu(x):
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
 
 
+def net_forward(x, w1, b1, w2, b2, *, keep: bool = False):
+    """One net: ``gelu(x @ w1 + b1) @ w2 + b2``; with ``keep``, also ``(x, z, h)``: its
+    input, the hidden pre-activation ``z = x @ w1 + b1`` and ``h = gelu(z)``, which
+    training's backward pass reads."""
+    z = x @ w1 + b1
+    h = gelu(z)
+    y = h @ w2 + b2
+    return (y, (x, z, h)) if keep else y
+
+
 def mlp(x, w1, b1, w2, b2):
-    """One net: ``gelu(x @ w1 + b1) @ w2 + b2``."""
-    return gelu(x @ w1 + b1) @ w2 + b2
+    """One net: ``gelu(x @ w1 + b1) @ w2 + b2`` (:func:`net_forward`)."""
+    return net_forward(x, w1, b1, w2, b2)
 
 
 def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
