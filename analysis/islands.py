@@ -10,9 +10,10 @@ that are spatially coherent from chance agreement.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from glomsim._validate import check_island_options
 
 from ._common import (
     add_history,
@@ -25,9 +26,6 @@ from ._common import (
 
 __all__ = ["islands", "similar_pairs", "neighbour_pairs", "island_labels"]
 
-METRICS = ("cosine", "euclidean")
-CONNECTIVITIES = ("spatial", "global")
-LINKAGES = ("single", "average", "complete", "weighted")
 
 #: Rows of the distance matrix computed at once for global single linkage.
 _BLOCK = 2048
@@ -69,41 +67,6 @@ _ATTRS = {
         "largest island fraction after permuting the columns' embeddings over positions",
     ),
 }
-
-
-def _check(threshold, metric, connectivity, radius, baseline_seed, linkage):
-    if metric not in METRICS:
-        raise ValueError(
-            f"islands: metric={metric!r} is not allowed; allowed: {', '.join(METRICS)}"
-        )
-    if connectivity not in CONNECTIVITIES:
-        raise ValueError(
-            f"islands: connectivity={connectivity!r} is not allowed; allowed: "
-            f"{', '.join(CONNECTIVITIES)}"
-        )
-    if linkage not in LINKAGES:
-        raise ValueError(
-            f"islands: linkage={linkage!r} is not allowed; allowed: {', '.join(LINKAGES)}"
-        )
-    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
-        raise ValueError(f"islands: threshold={threshold!r} must be a real number")
-    lo = -1.0 if metric == "cosine" else -math.inf
-    if not (math.isfinite(threshold) and lo <= threshold <= 1.0):
-        allowed = "[-1, 1] for metric='cosine'" if metric == "cosine" else "a finite number <= 1"
-        raise ValueError(f"islands: threshold={threshold!r} is not allowed; allowed: {allowed}")
-    if (
-        not isinstance(radius, numbers.Real)
-        or isinstance(radius, bool)
-        or math.isnan(radius)
-        or radius < 0
-    ):
-        raise ValueError(f"islands: radius={radius!r} must be a number >= 0 (inf: all columns)")
-    if (
-        not isinstance(baseline_seed, numbers.Integral)
-        or isinstance(baseline_seed, bool)
-        or baseline_seed < 0
-    ):
-        raise ValueError(f"islands: baseline_seed={baseline_seed!r} must be an integer >= 0")
 
 
 def neighbour_pairs(positions: np.ndarray, radius: float) -> np.ndarray:
@@ -368,7 +331,15 @@ def islands(
     import xarray as xr
 
     require(ds, ("embedding", "y", "x"), "islands")
-    _check(threshold, metric, connectivity, radius, baseline_seed, linkage)
+    check_island_options(
+        threshold=threshold,
+        metric=metric,
+        connectivity=connectivity,
+        radius=radius,
+        baseline_seed=baseline_seed,
+        linkage=linkage,
+        where="islands",
+    )
     if "time" not in ds["embedding"].dims:
         # one step picked with ds.isel(time=k): analyse it as a run of one recorded step
         ds = ds.expand_dims("time") if "time" in ds.coords else ds.expand_dims(time=[0])

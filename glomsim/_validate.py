@@ -22,6 +22,10 @@ __all__ = [
     "check_choice",
     "check_bool",
     "check_table",
+    "check_island_options",
+    "METRICS",
+    "CONNECTIVITIES",
+    "LINKAGES",
 ]
 
 
@@ -112,3 +116,42 @@ def check_table(name: str, value, allowed) -> dict:
     if bad:
         raise ValueError(f"{name}: unknown key(s) {', '.join(bad)}; allowed: {', '.join(allowed)}")
     return dict(value)
+
+
+#: Options of ``analysis.islands``, checked here so that a sweep spec's ``[keep.islands]``
+#: is checked at parse time without importing analysis (the core never does, but to measure).
+METRICS = ("cosine", "euclidean")
+CONNECTIVITIES = ("spatial", "global")
+LINKAGES = ("single", "average", "complete", "weighted")
+
+
+def check_island_options(
+    *,
+    threshold=0.99,
+    metric="cosine",
+    connectivity="spatial",
+    radius=1.0,
+    baseline_seed=0,
+    linkage="single",
+    where="islands",
+) -> None:
+    """Check the options of :func:`analysis.islands`; errors start with ``where``."""
+    for name, value, allowed in (
+        ("metric", metric, METRICS),
+        ("connectivity", connectivity, CONNECTIVITIES),
+        ("linkage", linkage, LINKAGES),
+    ):
+        if value not in allowed:
+            raise ValueError(
+                f"{where}: {name}={value!r} is not allowed; allowed: {', '.join(allowed)}"
+            )
+    if not is_real(threshold):
+        raise ValueError(f"{where}: threshold={threshold!r} must be a real number")
+    lo = -1.0 if metric == "cosine" else -math.inf
+    if not (math.isfinite(threshold) and lo <= threshold <= 1.0):
+        allowed = "[-1, 1] for metric='cosine'" if metric == "cosine" else "a finite number <= 1"
+        raise ValueError(f"{where}: threshold={threshold!r} is not allowed; allowed: {allowed}")
+    if not is_real(radius) or math.isnan(radius) or radius < 0:
+        raise ValueError(f"{where}: radius={radius!r} must be a number >= 0 (inf: all columns)")
+    if not is_int(baseline_seed) or baseline_seed < 0:
+        raise ValueError(f"{where}: baseline_seed={baseline_seed!r} must be an integer >= 0")
