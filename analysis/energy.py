@@ -97,7 +97,7 @@ def energy(ds, *, level=None):
     import xarray as xr
 
     import glomsim as gs
-    from glomsim.reference import neighbourhood
+    from glomsim.neighbours import within_radius
 
     require(ds, ["embedding"], "energy")
     cfg = gs.GlomConfig.from_dataset(ds)
@@ -134,7 +134,7 @@ def energy(ds, *, level=None):
         att = cfg.attention_at(lv)
         mask = None
         if not (math.isinf(att.radius) and att.include_self):
-            mask = neighbourhood(positions, att.radius)
+            mask = within_radius(positions, att.radius)
             if not att.include_self:
                 np.fill_diagonal(mask, False)
         pairs.append(n * n if mask is None else int(mask.sum()))

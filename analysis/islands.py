@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from glomsim._validate import check_island_options
+from glomsim.neighbours import neighbour_pairs  # also imported from here, where it was
 
 from ._common import (
     add_history,
@@ -24,7 +25,7 @@ from ._common import (
     time_positions,
 )
 
-__all__ = ["islands", "similar_pairs", "neighbour_pairs", "island_labels"]
+__all__ = ["islands", "similar_pairs", "island_labels"]
 
 
 #: Rows of the distance matrix computed at once for global single linkage.
@@ -67,33 +68,6 @@ _ATTRS = {
         "largest island fraction after permuting the columns' embeddings over positions",
     ),
 }
-
-
-def neighbour_pairs(positions: np.ndarray, radius: float) -> np.ndarray:
-    """(P, 2) int64 pairs i < j of columns with ``|pos_i - pos_j| <= radius``.
-
-    The closed ball and the formula are the simulation's (``glomsim.neighbours``), so a
-    radius of 1.5 on a grid joins the 8 surrounding columns, 1.0 the 4 adjacent ones.
-
-    Examples
-    --------
-    >>> pos = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> neighbour_pairs(pos, 1.0).tolist()
-    [[0, 1], [1, 2]]
-    """
-    from scipy.spatial import cKDTree
-
-    positions = np.asarray(positions, dtype=np.float64)
-    n = positions.shape[0]
-    if math.isinf(radius):
-        i, j = np.triu_indices(n, k=1)
-        return np.stack([i, j], axis=1).astype(np.int64)
-    # candidates with a little slack, then the exact closed-ball test
-    pairs = cKDTree(positions).query_pairs(radius * (1 + 1e-9) + 1e-12, output_type="ndarray")
-    pairs = np.sort(pairs.astype(np.int64).reshape(-1, 2), axis=1)
-    diff = positions[pairs[:, 0]] - positions[pairs[:, 1]]
-    pairs = pairs[np.sqrt((diff**2).sum(-1)) <= radius]
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 def _unit(x):
@@ -220,8 +194,8 @@ def island_labels(
 ) -> np.ndarray:
     """Canonical island labels (N,) of one level's embeddings ``x`` (N, D).
 
-    With ``pairs`` (from :func:`neighbour_pairs`), islands are the connected components
-    of the similar neighbour pairs; without, agglomerative clustering of all columns
+    With ``pairs`` (from :func:`glomsim.neighbours.neighbour_pairs`), islands are the
+    connected components of the similar neighbour pairs; without, agglomerative clustering of all columns
     (``linkage``) cut at the threshold.
 
     Examples

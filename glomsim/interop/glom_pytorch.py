@@ -31,6 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..config import Attention, GlomConfig, Mix
+from ..neighbours import grid_positions, within_radius
 from ..weights import GlomWeights, net_fields
 
 __all__ = ["from_glom_pytorch", "to_glom_pytorch", "glom_kwargs"]
@@ -49,17 +50,6 @@ GLOM_KWARGS = (
     "local_consensus_radius",
 )
 _MASK_KEY = "attention.non_local_mask"
-
-
-def _grid_positions(side: int) -> np.ndarray:
-    y, x = np.divmod(np.arange(side * side), side)
-    return np.stack([y, x], axis=1).astype(np.float64)
-
-
-def _closed_ball(positions: np.ndarray, radius: float) -> np.ndarray:
-    from ..reference import neighbourhood
-
-    return neighbourhood(positions, radius)
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -203,13 +193,13 @@ def _consensus_radius(sd: dict, given, side: int) -> float:
         )
     n = side * side
     allowed = ~np.asarray(mask.detach().cpu().numpy(), dtype=bool).reshape(-1, n, n)[0]
-    positions = _grid_positions(side)
-    if given is not None and np.array_equal(_closed_ball(positions, float(given)), allowed):
+    positions = grid_positions(side, side)
+    if given is not None and np.array_equal(within_radius(positions, float(given)), allowed):
         return float(given)
     diff = positions[:, None, :] - positions[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
     radius = float(dist[allowed].max()) if allowed.any() else 0.0
-    if radius == 0.0 or not np.array_equal(_closed_ball(positions, radius), allowed):
+    if radius == 0.0 or not np.array_equal(within_radius(positions, radius), allowed):
         raise ValueError(
             f"{_MASK_KEY!r} is not the closed ball of any radius > 0 around each column, "
             "so no glomsim neighbourhood reproduces it"
@@ -353,6 +343,14 @@ def _check_expressible(cfg: GlomConfig, weights: GlomWeights) -> Attention:
     if not isinstance(weights, GlomWeights):
         raise TypeError(f"weights must be GlomWeights, got {type(weights).__name__}")
     weights.check(cfg)
+    _check_layout(cfg)
+    att = _check_attention(cfg)
+    _check_nets(cfg, weights)
+    return att
+
+
+def _check_layout(cfg: GlomConfig) -> None:
+    """Levels, grid, normalisation, delay and mixing weights glom-pytorch can express."""
     if cfg.levels < 2:
         raise ValueError(
             f"levels={cfg.levels}: glom-pytorch needs at least 2 levels (its top-down net has "
@@ -380,6 +378,10 @@ def _check_expressible(cfg: GlomConfig, weights: GlomWeights) -> Attention:
                     f"{where}.{name}={getattr(mix, name)!r}: glom-pytorch takes the plain mean "
                     "of the contributions (every mixing weight 1)"
                 )
+
+
+def _check_attention(cfg: GlomConfig) -> Attention:
+    """The one attention of all levels, if glom-pytorch's consensus attention is it."""
     atts = [cfg.attention_at(level) for level in range(cfg.levels)]
     if any(a != atts[0] for a in atts[1:]):
         raise ValueError(
@@ -399,6 +401,11 @@ def _check_expressible(cfg: GlomConfig, weights: GlomWeights) -> Attention:
             "attention.radius=0.0: glom-pytorch reads local_consensus_radius=0 as global "
             "attention; any radius in (0, 1) gives the same self-only neighbourhood"
         )
+    return att
+
+
+def _check_nets(cfg: GlomConfig, weights: GlomWeights) -> None:
+    """Nets and patch embedding in glom-pytorch's shapes."""
     if weights.identity:
         raise ValueError(
             "weights.identity=True: glom-pytorch's nets are MLPs and cannot be exact identities"
@@ -418,7 +425,6 @@ def _check_expressible(cfg: GlomConfig, weights: GlomWeights) -> Attention:
             f"weights.patch_w has {weights.channels} channels: glom-pytorch's patch embedding "
             f"takes {CHANNELS}"
         )
-    return att
 
 
 def glom_kwargs(cfg: GlomConfig, weights: GlomWeights) -> dict:
@@ -542,6 +548,6 @@ def to_glom_pytorch(cfg: GlomConfig, weights: GlomWeights, *, dtype: str | None 
     if kw["local_consensus_radius"] > 0:
         # glomsim's float64 closed ball rather than torch's float32 cdist, so that a radius
         # on a grid distance (e.g. sqrt 2) cannot fall on different sides of it
-        allowed = _closed_ball(cfg.position_array(), kw["local_consensus_radius"])
+        allowed = within_radius(cfg.position_array(), kw["local_consensus_radius"])
         sd[_MASK_KEY] = torch.from_numpy(~allowed)[None]
     return sd
