@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from glomsim._validate import check_real
 from glomsim.variables import annotate, check_dataset
 
 from ._common import add_history, is_summaries_only
@@ -93,10 +94,8 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     dtype = _run_dtype(ds)
     if rtol is None:
         rtol = default_rtol(dtype)
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
-        raise ValueError(f"convergence: rtol={rtol!r} must be a number with 0 < rtol < 1")
-    if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not (0 < tail <= 1):
-        raise ValueError(f"convergence: tail={tail!r} must be a number with 0 < tail <= 1")
+    check_real("convergence: rtol", rtol, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_real("convergence: tail", tail, lo=0, hi=1, lo_open=True)
     eps = float(np.finfo(dtype).eps)
 
     import xarray as xr
