@@ -238,7 +238,7 @@ def _leading(values, k):
     return np.concatenate([top, np.full(k - len(top), np.nan + 0j)])
 
 
-def _spectra_dense(gmap, z, t, h, V, k):
+def _spectra_dense(gmap, z, t, h, V):
     from scipy.linalg import null_space
 
     n = z.size

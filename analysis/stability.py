@@ -137,7 +137,7 @@ def stability(
     n = z.size
     if n <= max(dense_max, k + 2):
         method = "dense"
-        full, trans = _spectra_dense(gmap, z, t, h, V, k)
+        full, trans = _spectra_dense(gmap, z, t, h, V)
     else:
         method = "arnoldi"
         full, trans = _spectra_arnoldi(gmap, z, t, h, V, k, rng)

@@ -59,7 +59,8 @@ def attentions(draw, *, kernels=KERNELS, radii=(0.0, 1.0, 1.5, 2.0, math.inf)):
 @st.composite
 def mixes(draw, *, positive=False, schedule=True, levels=1):
     """A :class:`~glomsim.Mix`, possibly with schedules; the config's own validation
-    rejects all-zero levels, so callers filter with ``GlomConfig`` or use ``positive``."""
+    rejects all-zero levels, so callers filter with ``GlomConfig`` or use ``positive``.
+    ``levels`` is accepted and unused (a Mix serves any number of levels)."""
     w = _positive if positive else _weight
 
     def value():
