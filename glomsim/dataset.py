@@ -103,8 +103,6 @@ def create_dataset(
     -------
     xarray.Dataset
     """
-    from . import __version__
-
     L, N, D = cfg.levels, cfg.n_columns, cfg.dim
     member = embedding.ndim == 5  # (member, time, level, column, feature): an ensemble
     lead = ("member",) if member else ()
@@ -149,6 +147,16 @@ def create_dataset(
     for name, values in (summaries or {}).items():
         data_vars[name] = var(name, values)
     ds = _skeleton(cfg, (times, n_members, n_steps), make_coords, data_vars)
+    ds.attrs = _run_attrs(cfg, weights, times, bool(summaries))
+    if extra_attrs:
+        ds.attrs.update(extra_attrs)
+    return ds
+
+
+def _run_attrs(cfg, weights, times, summaries_only: bool) -> dict:
+    """A run's dataset attrs: its config, weights hash(es), version and history line."""
+    from . import __version__
+
     if isinstance(weights, (list, tuple)):
         import hashlib
 
@@ -161,8 +169,8 @@ def create_dataset(
         kind = str(weights.meta.get("kind", "custom"))
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # datetime's took 2x longer
     last_step = int(times[-1]) if len(times) else 0
-    mode = ", summaries_only=True" if summaries else ""
-    ds.attrs = dict(
+    mode = ", summaries_only=True" if summaries_only else ""
+    out = dict(
         title="GLOM consensus simulation",
         glomsim_config=cfg.to_json(),
         weights_hash=weights_hash,
@@ -173,13 +181,11 @@ def create_dataset(
         Conventions="CF-1.10",
     )
     if hashes is not None:
-        ds.attrs["member_weights_hashes"] = json.dumps(hashes)
-    if summaries:
+        out["member_weights_hashes"] = json.dumps(hashes)
+    if summaries_only:
         # an int, not a bool: netCDF attributes cannot hold booleans
-        ds.attrs["summaries_only"] = 1
-    if extra_attrs:
-        ds.attrs.update(extra_attrs)
-    return ds
+        out["summaries_only"] = 1
+    return out
 
 
 def _weights_path(path: Path) -> Path:
