@@ -122,10 +122,9 @@ def _islands(x, positions, att, tol):
     """Labels (N,) of islands: columns whose embeddings agree within ``tol`` and that are
     linked through attention neighbourhoods (two far-apart groups that happen to agree can
     shift independently, so they are separate islands)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     from glomsim.neighbours import neighbour_csr
+
+    from .islands import _components
 
     n = x.shape[0]
     # leader clustering: at a fixed point islands agree exactly and sit far apart, so the
@@ -144,8 +143,7 @@ def _islands(x, positions, att, tol):
     indptr, indices = neighbour_csr(positions, att)
     rows = np.repeat(np.arange(n), np.diff(indptr))
     keep = agree[rows] == agree[indices]
-    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], indices[keep])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    return _components(n, np.stack([rows[keep], indices[keep]], axis=1))
 
 
 def _shift_basis(center, normalize):
