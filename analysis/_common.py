@@ -1,7 +1,9 @@
-"""Helpers shared by the analysis modules: input checks, time selection, metadata.
+"""Helpers shared by the analysis modules: time selection, labels, the history line.
 
-Pure computations live in the modules; this is the thin metadata layer (``long_name``,
-``units``, a ``history`` line) that xclim keeps apart from the arithmetic.
+Pure computations live in the modules. Inputs are checked and outputs labelled through the
+one variable registry (:func:`glomsim.variables.check_dataset`,
+:func:`glomsim.variables.annotate`); this adds the ``history`` line, the thin metadata
+layer that xclim keeps apart from the arithmetic.
 """
 
 from __future__ import annotations
@@ -11,30 +13,13 @@ import datetime
 import numpy as np
 
 __all__ = [
-    "require",
     "time_positions",
     "iter_time_blocks",
     "canonical_labels",
     "add_history",
-    "set_attrs",
     "is_islands",
-    "islands_of",
     "is_summaries_only",
 ]
-
-
-def require(ds, names, func):
-    """Raise a ValueError naming what ``func`` needs when ``ds`` lacks variables/coords."""
-    import xarray as xr
-
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"{func}: ds must be an xarray.Dataset, got {type(ds).__name__}")
-    missing = [n for n in names if n not in ds.variables]
-    if missing:
-        raise ValueError(
-            f"{func}: ds has no {', '.join(missing)}; it needs {', '.join(names)} "
-            "(a Dataset from glomsim.simulate)"
-        )
 
 
 def is_summaries_only(ds) -> bool:
@@ -123,14 +108,6 @@ def add_history(out, source_attrs: dict, func: str, params: dict):
     return out
 
 
-def set_attrs(ds, table: dict):
-    """Set ``long_name``, ``units`` (and ``description``) from {name: (long_name, units, desc)}."""
-    for name, (long_name, units, description) in table.items():
-        if name in ds.variables:
-            ds[name].attrs.update(long_name=long_name, units=units, description=description)
-    return ds
-
-
 def is_islands(ds) -> bool:
     """Whether ``ds`` is a result of :func:`analysis.islands` (rather than a simulation)."""
     return (
@@ -138,18 +115,3 @@ def is_islands(ds) -> bool:
         and tuple(ds["labels"].dims) == ("time", "level", "column")
         and "embedding" not in ds.data_vars
     )
-
-
-def islands_of(ds_or_islands, island_kwargs, func):
-    """An islands Dataset as given, or computed from a simulation with ``island_kwargs``."""
-    if is_islands(ds_or_islands):
-        if island_kwargs:
-            raise ValueError(
-                f"{func}: island options {sorted(island_kwargs)} were given with an islands "
-                "Dataset; they only apply when islands are computed from a simulation"
-            )
-        return ds_or_islands
-    from .islands import islands
-
-    require(ds_or_islands, ("embedding",), func)
-    return islands(ds_or_islands, **island_kwargs)

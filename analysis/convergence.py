@@ -22,7 +22,10 @@ import math
 
 import numpy as np
 
-from ._common import add_history, is_summaries_only, require, set_attrs
+from glomsim._validate import check_real
+from glomsim.variables import annotate, check_dataset
+
+from ._common import add_history, is_summaries_only
 
 __all__ = ["convergence"]
 
@@ -33,42 +36,6 @@ MIN_FIT_POINTS = 3
 #: Finite-time convergence: the fitted decay would still be this far above the floor at the
 #: step where the residual hit the floor.
 FINITE_TIME_MARGIN = 100.0
-
-_ATTRS = {
-    "residual": (
-        "RMS change per step",
-        "1",
-        "RMS over (column, feature) of E_t - E_prev divided by the steps between them; "
-        "NaN at the first recorded step",
-    ),
-    "settled_step": (
-        "settling step",
-        "step",
-        "first recorded step after which the residual stays <= tolerance; -1 if never",
-    ),
-    "rate": (
-        "geometric convergence rate",
-        "1",
-        "exp(slope) of log residual vs step fitted over the tail above the float floor; "
-        "NaN if too few points or finite-time convergence",
-    ),
-    "tolerance": (
-        "settling tolerance",
-        "1",
-        "rtol times the level's RMS embedding size at the last recorded step",
-    ),
-    "final_rms": (
-        "final RMS embedding size",
-        "1",
-        "RMS over (column, feature) of the embedding at the last recorded step",
-    ),
-    "finite_time": (
-        "converged in finitely many steps",
-        "1",
-        "True when the residual fell to the float floor in one recorded step from well above "
-        "it (e.g. Hegselmann-Krause)",
-    ),
-}
 
 
 def default_rtol(dtype) -> float:
@@ -123,14 +90,12 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     (True, True)
     """
     summaries = is_summaries_only(ds)
-    require(ds, ["change", "rms"] if summaries else ["embedding"], "convergence")
+    check_dataset(ds, ["change", "rms"] if summaries else ["embedding"], "convergence")
     dtype = _run_dtype(ds)
     if rtol is None:
         rtol = default_rtol(dtype)
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (0 < rtol < 1):
-        raise ValueError(f"convergence: rtol={rtol!r} must be a number with 0 < rtol < 1")
-    if isinstance(tail, bool) or not isinstance(tail, (int, float)) or not (0 < tail <= 1):
-        raise ValueError(f"convergence: tail={tail!r} must be a number with 0 < tail <= 1")
+    check_real("convergence: rtol", rtol, lo=0, hi=1, lo_open=True, hi_open=True)
+    check_real("convergence: tail", tail, lo=0, hi=1, lo_open=True)
     eps = float(np.finfo(dtype).eps)
 
     import xarray as xr
@@ -165,7 +130,7 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
         },
         coords={"time": time_coord, "level": ds["level"].copy()},
     )
-    set_attrs(out, _ATTRS)
+    annotate(out, "convergence")
     return add_history(out, ds.attrs, "convergence", {"rtol": rtol, "tail": tail})
 
 

@@ -23,7 +23,9 @@ import math
 
 import numpy as np
 
-from ._common import add_history, require, set_attrs
+from glomsim.variables import annotate, check_dataset
+
+from ._common import add_history
 
 __all__ = ["energy"]
 
@@ -97,9 +99,9 @@ def energy(ds, *, level=None):
     import xarray as xr
 
     import glomsim as gs
-    from glomsim.reference import neighbourhood
+    from glomsim.neighbours import within_radius
 
-    require(ds, ["embedding"], "energy")
+    check_dataset(ds, ["embedding"], "energy")
     cfg = gs.GlomConfig.from_dataset(ds)
     all_levels = [int(v) for v in ds["level"].values]
     if level is None:
@@ -134,7 +136,7 @@ def energy(ds, *, level=None):
         att = cfg.attention_at(lv)
         mask = None
         if not (math.isinf(att.radius) and att.include_self):
-            mask = neighbourhood(positions, att.radius)
+            mask = within_radius(positions, att.radius)
             if not att.include_self:
                 np.fill_diagonal(mask, False)
         pairs.append(n * n if mask is None else int(mask.sum()))
@@ -164,21 +166,5 @@ def energy(ds, *, level=None):
         },
         coords={"time": ds["time"].copy(), "level": ds["level"].sel(level=chosen).copy()},
     )
-    set_attrs(
-        out,
-        {
-            "log_energy": (
-                "log interaction energy",
-                "1",
-                "log sum over attended pairs (i, j) of exp(beta <x_i, x_j>), log-sum-exp",
-            ),
-            "energy": (
-                "interaction energy",
-                "1",
-                "sum over attended pairs (i, j) of exp(beta <x_i, x_j>); inf past float64",
-            ),
-            "pairs": ("attended pairs", "1", "number of (i, j) terms in the sum"),
-            "beta": ("inverse temperature", "1", "beta of the level's dot kernel"),
-        },
-    )
+    annotate(out, "energy")
     return add_history(out, ds.attrs, "energy", {"level": level})

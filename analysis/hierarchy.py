@@ -11,63 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import add_history, is_islands, islands_of, set_attrs
+from glomsim.variables import annotate
+
+from ._common import add_history, is_islands
+from .islands import islands_of
 
 __all__ = ["hierarchy", "agreement", "adjusted_rand_index", "purity", "contingency"]
-
-_HIERARCHY_ATTRS = {
-    "parse_score": (
-        "parse-tree score",
-        "1",
-        "mean over level pairs (l, l+1) of the fraction of columns whose island at level l "
-        "lies inside one island at level l+1; 1 is a perfect parse tree",
-    ),
-    "column_nesting": (
-        "nested column fraction",
-        "1",
-        "fraction of columns whose island at this level lies inside one island at the "
-        "level above; NaN at the top level",
-    ),
-    "island_nesting": (
-        "nested island fraction",
-        "1",
-        "fraction of this level's islands that lie inside one island at the level above; "
-        "NaN at the top level",
-    ),
-    "parent": (
-        "parent island",
-        "1",
-        "island at the level above that contains this island; -1 when it spans several, "
-        "at the top level, and for padding islands (sizes == 0)",
-    ),
-    "n_parents": (
-        "number of parent islands",
-        "1",
-        "islands at the level above that this island overlaps; 0 at the top level and "
-        "for padding islands",
-    ),
-}
-
-_AGREEMENT_ATTRS = {
-    "ari": (
-        "adjusted Rand index",
-        "1",
-        "adjusted Rand index of the islands against the ground-truth labels (1 = same "
-        "partition, about 0 = chance); NaN where the level has no ground truth",
-    ),
-    "purity": (
-        "purity",
-        "1",
-        "fraction of columns whose island's most common true label is their own "
-        "(1 when every island holds one true label)",
-    ),
-    "inverse_purity": (
-        "inverse purity",
-        "1",
-        "purity of the true labels against the islands (1 when every true region lies "
-        "in one island)",
-    ),
-}
 
 
 def _as_1d(a, name):
@@ -230,7 +179,7 @@ def hierarchy(ds_or_islands, **island_kwargs):
         },
         coords={"time": isl["time"], "level": isl["level"], "island": isl["island"]},
     )
-    set_attrs(out, _HIERARCHY_ATTRS)
+    annotate(out, "hierarchy")
     out.attrs.update(title="parse tree of GLOM islands")
     return add_history(out, isl.attrs, "hierarchy", dict(island_kwargs))
 
@@ -305,6 +254,6 @@ def agreement(ds, islands=None, **island_kwargs):
         {"ari": (dims, ari), "purity": (dims, pur), "inverse_purity": (dims, inv)},
         coords={"time": isl["time"], "level": isl["level"]},
     )
-    set_attrs(out, _AGREEMENT_ATTRS)
+    annotate(out, "agreement")
     out.attrs.update(title="agreement of GLOM islands with ground truth")
     return add_history(out, isl.attrs, "agreement", dict(island_kwargs))

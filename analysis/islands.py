@@ -14,86 +14,18 @@ import math
 import numpy as np
 
 from glomsim._validate import check_island_options
+from glomsim.neighbours import neighbour_pairs  # also imported from here, where it was
+from glomsim.variables import annotate, check_dataset
 
-from ._common import (
-    add_history,
-    canonical_labels,
-    iter_time_blocks,
-    require,
-    set_attrs,
-    time_positions,
-)
+from ._common import add_history, canonical_labels, is_islands, iter_time_blocks, time_positions
 
-__all__ = ["islands", "similar_pairs", "neighbour_pairs", "island_labels"]
+__all__ = ["islands", "islands_of", "similar_pairs", "island_labels"]
 
 
 #: Rows of the distance matrix computed at once for global single linkage.
 _BLOCK = 2048
 #: Round-off allowed in 1 - cos: equal rows give cos = 1 only up to a few ulps.
 _COS_SLACK = 1e-12
-
-_ATTRS = {
-    "labels": (
-        "island",
-        "1",
-        "island of each column at each step and level, numbered 0, 1, ... in order of "
-        "the first column of each island",
-    ),
-    "count": ("number of islands", "1", "number of islands at each step and level"),
-    "largest_fraction": (
-        "largest island fraction",
-        "1",
-        "columns in the largest island divided by all columns",
-    ),
-    "spread": (
-        "within-island spread",
-        "1",
-        "RMS over columns of the distance of each column's embedding to its island's mean "
-        "(same units as the embedding)",
-    ),
-    "sizes": (
-        "island size",
-        "1",
-        "columns in each island; 0 pads islands beyond count",
-    ),
-    "baseline_count": (
-        "number of islands, shuffled baseline",
-        "1",
-        "number of islands after permuting the columns' embeddings over positions",
-    ),
-    "baseline_largest_fraction": (
-        "largest island fraction, shuffled baseline",
-        "1",
-        "largest island fraction after permuting the columns' embeddings over positions",
-    ),
-}
-
-
-def neighbour_pairs(positions: np.ndarray, radius: float) -> np.ndarray:
-    """(P, 2) int64 pairs i < j of columns with ``|pos_i - pos_j| <= radius``.
-
-    The closed ball and the formula are the simulation's (``glomsim.neighbours``), so a
-    radius of 1.5 on a grid joins the 8 surrounding columns, 1.0 the 4 adjacent ones.
-
-    Examples
-    --------
-    >>> pos = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> neighbour_pairs(pos, 1.0).tolist()
-    [[0, 1], [1, 2]]
-    """
-    from scipy.spatial import cKDTree
-
-    positions = np.asarray(positions, dtype=np.float64)
-    n = positions.shape[0]
-    if math.isinf(radius):
-        i, j = np.triu_indices(n, k=1)
-        return np.stack([i, j], axis=1).astype(np.int64)
-    # candidates with a little slack, then the exact closed-ball test
-    pairs = cKDTree(positions).query_pairs(radius * (1 + 1e-9) + 1e-12, output_type="ndarray")
-    pairs = np.sort(pairs.astype(np.int64).reshape(-1, 2), axis=1)
-    diff = positions[pairs[:, 0]] - positions[pairs[:, 1]]
-    pairs = pairs[np.sqrt((diff**2).sum(-1)) <= radius]
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 def _unit(x):
@@ -220,8 +152,8 @@ def island_labels(
 ) -> np.ndarray:
     """Canonical island labels (N,) of one level's embeddings ``x`` (N, D).
 
-    With ``pairs`` (from :func:`neighbour_pairs`), islands are the connected components
-    of the similar neighbour pairs; without, agglomerative clustering of all columns
+    With ``pairs`` (from :func:`glomsim.neighbours.neighbour_pairs`), islands are the
+    connected components of the similar neighbour pairs; without, agglomerative clustering of all columns
     (``linkage``) cut at the threshold.
 
     Examples
@@ -330,7 +262,7 @@ def islands(
     """
     import xarray as xr
 
-    require(ds, ("embedding", "y", "x"), "islands")
+    check_dataset(ds, ("embedding", "y", "x"), "islands", optional_dims=("time",))
     check_island_options(
         threshold=threshold,
         metric=metric,
@@ -412,10 +344,9 @@ def islands(
             "island": ("island", np.arange(n_islands, dtype=np.int64)),
         },
     )
-    out["island"].attrs.update(long_name="island", units="1")
     if "label" in ds.data_vars:
         out["label"] = ds["label"].copy(deep=True).load()
-    set_attrs(out, _ATTRS)
+    annotate(out, "islands")
     out.attrs["title"] = "islands of agreement of a GLOM simulation"
     params = dict(
         threshold=float(threshold),
@@ -428,3 +359,16 @@ def islands(
     add_history(out, ds.attrs, "islands", params)
     out.attrs.update({f"island_{k}": v for k, v in params.items()})
     return out
+
+
+def islands_of(ds_or_islands, island_kwargs, func):
+    """An islands Dataset as given, or computed from a simulation with ``island_kwargs``."""
+    if is_islands(ds_or_islands):
+        if island_kwargs:
+            raise ValueError(
+                f"{func}: island options {sorted(island_kwargs)} were given with an islands "
+                "Dataset; they only apply when islands are computed from a simulation"
+            )
+        return ds_or_islands
+    check_dataset(ds_or_islands, ("embedding",), func, optional_dims=("time",))
+    return islands(ds_or_islands, **island_kwargs)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import is_islands, islands_of, require, time_positions
+from glomsim.variables import check_dataset
+
+from ._common import is_islands, time_positions
+from .islands import islands as find_islands
+from .islands import islands_of
 
 __all__ = ["island_maps", "convergence_curves", "spectrum", "projection", "island_colours"]
 
@@ -314,7 +318,7 @@ def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
     """
     from matplotlib.figure import Figure
 
-    require(ds, ("embedding",), "projection")
+    check_dataset(ds, ("embedding",), "projection")
     emb = ds["embedding"]
     t = int(time_positions(emb.sizes["time"], time, "projection")[0])
     n_levels = emb.sizes["level"]
@@ -331,8 +335,6 @@ def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
     step = int(ds["time"].values[t])
     level_value = int(ds["level"].values[level])
     if islands is None:
-        from .islands import islands as find_islands
-
         isl = find_islands(ds, time=[t], **island_kwargs)
     else:
         if island_kwargs:

@@ -66,18 +66,35 @@ def _bounds(lo, hi, lo_open=False, hi_open=False) -> str:
     return " and ".join(parts)
 
 
-def check_int(name: str, value, *, lo=None, hi=None) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` and the allowed range."""
+def _allowed(kind: str, bounds: str, note: str) -> str:
+    return " ".join(part for part in (kind, bounds, note) if part)
+
+
+def check_int(name: str, value, *, lo=None, hi=None, note: str = "") -> int:
+    """``value`` as an int, or a ValueError naming ``name`` and the allowed range.
+
+    ``note`` is added to what is allowed, e.g. ``"or None (4 * dim)"``.
+
+    Examples
+    --------
+    >>> check_int("steps", -1, lo=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps=-1 is not allowed; allowed: an integer >= 0
+    """
     ok = is_int(value) and (lo is None or value >= lo) and (hi is None or value <= hi)
     if not ok:
-        raise not_allowed(name, value, f"an integer {_bounds(lo, hi)}".rstrip())
+        raise not_allowed(name, value, _allowed("an integer", _bounds(lo, hi), note))
     return int(value)
 
 
 def check_real(
-    name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False, finite=True
+    name: str, value, *, lo=None, hi=None, lo_open=False, hi_open=False, finite=True, note=""
 ) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` and the allowed range."""
+    """``value`` as a float, or a ValueError naming ``name`` and the allowed range.
+
+    ``finite=False`` admits infinities (never NaN); ``note`` is added to what is allowed.
+    """
     ok = is_real(value) and not (isinstance(value, float) and math.isnan(value))
     ok = ok and (not finite or math.isfinite(value))
     if ok and lo is not None:
@@ -86,7 +103,7 @@ def check_real(
         ok = value < hi if hi_open else value <= hi
     if not ok:
         kind = "a finite number" if finite else "a number"
-        raise not_allowed(name, value, f"{kind} {_bounds(lo, hi, lo_open, hi_open)}".rstrip())
+        raise not_allowed(name, value, _allowed(kind, _bounds(lo, hi, lo_open, hi_open), note))
     return float(value)
 
 
@@ -135,23 +152,25 @@ def check_island_options(
     linkage="single",
     where="islands",
 ) -> None:
-    """Check the options of :func:`analysis.islands`; errors start with ``where``."""
+    """Check the options of :func:`analysis.islands`; errors start with ``where``.
+
+    Examples
+    --------
+    >>> check_island_options(threshold=2.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: islands: threshold=2.0 is not allowed; allowed: [-1, 1] for metric='cosine'
+    """
     for name, value, allowed in (
         ("metric", metric, METRICS),
         ("connectivity", connectivity, CONNECTIVITIES),
         ("linkage", linkage, LINKAGES),
     ):
-        if value not in allowed:
-            raise ValueError(
-                f"{where}: {name}={value!r} is not allowed; allowed: {', '.join(allowed)}"
-            )
-    if not is_real(threshold):
-        raise ValueError(f"{where}: threshold={threshold!r} must be a real number")
-    lo = -1.0 if metric == "cosine" else -math.inf
-    if not (math.isfinite(threshold) and lo <= threshold <= 1.0):
-        allowed = "[-1, 1] for metric='cosine'" if metric == "cosine" else "a finite number <= 1"
-        raise ValueError(f"{where}: threshold={threshold!r} is not allowed; allowed: {allowed}")
-    if not is_real(radius) or math.isnan(radius) or radius < 0:
-        raise ValueError(f"{where}: radius={radius!r} must be a number >= 0 (inf: all columns)")
-    if not is_int(baseline_seed) or baseline_seed < 0:
-        raise ValueError(f"{where}: baseline_seed={baseline_seed!r} must be an integer >= 0")
+        check_choice(f"{where}: {name}", value, allowed)
+    cosine = metric == "cosine"
+    lo = -1.0 if cosine else -math.inf
+    if not (is_real(threshold) and math.isfinite(threshold) and lo <= threshold <= 1.0):
+        allowed = "[-1, 1] for metric='cosine'" if cosine else "a finite number <= 1"
+        raise not_allowed(f"{where}: threshold", threshold, allowed)
+    check_real(f"{where}: radius", radius, lo=0, finite=False, note="(inf: all columns)")
+    check_int(f"{where}: baseline_seed", baseline_seed, lo=0)

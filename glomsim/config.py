@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-import numbers
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+
+from ._validate import check_bool, check_choice, check_int, check_real, is_int, not_allowed
+from ._validate import parse_float as _parse_float
+from .neighbours import grid_positions
 
 __all__ = ["Attention", "Mix", "GlomConfig", "KERNELS", "NORMALIZATIONS", "DTYPES"]
 
@@ -22,21 +24,7 @@ KERNELS = ("dot", "cosine", "gaussian", "bounded", "glom_pytorch")
 NORMALIZATIONS = ("none", "l2", "layernorm")
 DTYPES = ("float32", "float64")
 MIX_FIELDS = ("bottom_up", "top_down", "previous", "attention")
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _parse_float(x):
-    """Accept the strings 'inf'/'-inf'/'nan' that strict JSON cannot hold as numbers."""
-    if isinstance(x, str) and x.strip().lower() in ("inf", "+inf", "infinity", "-inf", "nan"):
-        return float(x)
-    return x
+_ALL_COLUMNS = "(inf: all columns)"
 
 
 @dataclass(frozen=True)
@@ -73,32 +61,22 @@ class Attention:
     include_self: bool = True
 
     def __post_init__(self):
-        if self.kernel not in KERNELS:
-            raise ValueError(
-                f"attention.kernel={self.kernel!r} is not a known kernel; allowed: {', '.join(KERNELS)}"
-            )
-        beta = _parse_float(self.beta)
-        if not _is_real(beta) or not math.isfinite(beta):
-            raise ValueError(f"attention.beta={self.beta!r} must be a finite real number")
-        object.__setattr__(self, "beta", float(beta))
+        check_choice("attention.kernel", self.kernel, KERNELS)
+        beta = check_real("attention.beta", _parse_float(self.beta))
+        object.__setattr__(self, "beta", beta)
         radius = _parse_float(self.radius)
-        if not _is_real(radius) or math.isnan(radius) or radius < 0:
-            raise ValueError(
-                f"attention.radius={self.radius!r} must be a number >= 0 (inf for all columns)"
-            )
-        object.__setattr__(self, "radius", float(radius))
+        radius = check_real("attention.radius", radius, lo=0, finite=False, note=_ALL_COLUMNS)
+        object.__setattr__(self, "radius", radius)
         if self.epsilon is not None:
-            eps = _parse_float(self.epsilon)
-            if not _is_real(eps) or not math.isfinite(eps) or eps <= 0:
-                raise ValueError(f"attention.epsilon={self.epsilon!r} must be a finite number > 0")
-            object.__setattr__(self, "epsilon", float(eps))
+            eps = check_real("attention.epsilon", _parse_float(self.epsilon), lo=0, lo_open=True)
+            object.__setattr__(self, "epsilon", eps)
         if self.kernel == "bounded" and self.epsilon is None:
-            raise ValueError(
-                "attention.epsilon=None: the bounded kernel needs a confidence bound epsilon > 0"
+            raise not_allowed(
+                "attention.epsilon", None, "a finite number > 0 (the bounded kernel's bound)"
             )
-        if not isinstance(self.include_self, (bool, np.bool_)):
-            raise TypeError(f"attention.include_self={self.include_self!r} must be True or False")
-        object.__setattr__(self, "include_self", bool(self.include_self))
+        object.__setattr__(
+            self, "include_self", check_bool("attention.include_self", self.include_self)
+        )
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -130,23 +108,17 @@ class Mix:
         for name in MIX_FIELDS:
             value = getattr(self, name)
             if isinstance(value, (list, tuple, np.ndarray)):
-                seq = [_parse_float(v) for v in value]
-                if len(seq) == 0:
-                    raise ValueError(f"mix.{name}=[] : a schedule needs at least one entry")
-                for v in seq:
-                    if not _is_real(v) or not math.isfinite(v) or v < 0:
-                        raise ValueError(
-                            f"mix.{name}={list(value)!r}: every entry must be a finite number >= 0"
-                        )
-                object.__setattr__(self, name, tuple(float(v) for v in seq))
+                if len(value) == 0:
+                    raise not_allowed(f"mix.{name}", [], "a schedule of at least one weight")
+                seq = tuple(
+                    check_real(f"mix.{name}[{k}]", _parse_float(v), lo=0)
+                    for k, v in enumerate(value)
+                )
+                object.__setattr__(self, name, seq)
             else:
-                v = _parse_float(value)
-                if not _is_real(v) or not math.isfinite(v) or v < 0:
-                    raise ValueError(
-                        f"mix.{name}={value!r} must be a finite number >= 0 or a schedule "
-                        "(a sequence of such numbers)"
-                    )
-                object.__setattr__(self, name, float(v))
+                note = "or a schedule (a sequence of such numbers)"
+                v = check_real(f"mix.{name}", _parse_float(value), lo=0, note=note)
+                object.__setattr__(self, name, v)
 
     @property
     def is_schedule(self) -> bool:
@@ -250,26 +222,22 @@ class GlomConfig:
 
     def __post_init__(self):
         for name, lo in (("levels", 1), ("dim", 1), ("steps", 0), ("top_down_delay", 1)):
-            v = getattr(self, name)
-            if not _is_int(v) or v < lo:
-                raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-            object.__setattr__(self, name, int(v))
-        if not _is_int(self.seed):
-            raise ValueError(f"seed={self.seed!r} must be an integer")
-        object.__setattr__(self, "seed", int(self.seed))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), lo=lo))
+        object.__setattr__(self, "seed", check_int("seed", self.seed))
         if self.hidden is not None:
-            if not _is_int(self.hidden) or self.hidden < 1:
-                raise ValueError(
-                    f"hidden={self.hidden!r} must be an integer >= 1 or None (4 * dim)"
-                )
-            object.__setattr__(self, "hidden", int(self.hidden))
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalize={self.normalize!r} is not allowed; allowed: {', '.join(NORMALIZATIONS)}"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not allowed; allowed: {', '.join(DTYPES)}")
+            hidden = check_int("hidden", self.hidden, lo=1, note="or None (4 * dim)")
+            object.__setattr__(self, "hidden", hidden)
+        check_choice("normalize", self.normalize, NORMALIZATIONS)
+        check_choice("dtype", self.dtype, DTYPES)
+        self._check_layout()
+        object.__setattr__(self, "mix", _per_level(self.mix, Mix, "mix", self.levels))
+        object.__setattr__(
+            self, "attention", _per_level(self.attention, Attention, "attention", self.levels)
+        )
+        self._check_mix_sums()
 
+    def _check_layout(self):
+        """Exactly one of grid and positions; positions as a tuple of (y, x) floats."""
         if self.grid is not None and self.positions is not None:
             raise ValueError("grid and positions were both given: give exactly one of them")
         if self.positions is None:
@@ -277,34 +245,30 @@ class GlomConfig:
             if (
                 not isinstance(grid, (list, tuple))
                 or len(grid) != 2
-                or not all(_is_int(g) and g >= 1 for g in grid)
+                or not all(is_int(g) and g >= 1 for g in grid)
             ):
-                raise ValueError(f"grid={self.grid!r} must be (rows, cols) with integers >= 1")
+                raise not_allowed("grid", self.grid, "(rows, cols) with integers >= 1")
             object.__setattr__(self, "grid", (int(grid[0]), int(grid[1])))
-        else:
-            try:
-                pos = np.asarray(self.positions, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"positions must be an (N, 2) array of (y, x) numbers, got {self.positions!r}"
-                ) from None
-            if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
-                raise ValueError(
-                    f"positions has shape {pos.shape}; it must be (N, 2) of (y, x) with N >= 1"
-                )
-            if not np.all(np.isfinite(pos)):
-                raise ValueError("positions contains NaN or inf; every (y, x) must be finite")
-            object.__setattr__(self, "positions", tuple((float(a), float(b)) for a, b in pos))
+            return
+        try:
+            pos = np.asarray(self.positions, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"positions must be an (N, 2) array of (y, x) numbers, got {self.positions!r}"
+            ) from None
+        if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
+            raise ValueError(
+                f"positions has shape {pos.shape}; it must be (N, 2) of (y, x) with N >= 1"
+            )
+        if not np.all(np.isfinite(pos)):
+            raise ValueError("positions contains NaN or inf; every (y, x) must be finite")
+        object.__setattr__(self, "positions", tuple((float(a), float(b)) for a, b in pos))
 
-        object.__setattr__(self, "mix", _per_level(self.mix, Mix, "mix", self.levels))
-        object.__setattr__(
-            self, "attention", _per_level(self.attention, Attention, "attention", self.levels)
-        )
-        # a level whose present weights sum to 0 at any step is a config error
+    def _check_mix_sums(self):
+        """A level whose present weights sum to 0 at any step is a config error."""
         for level in range(self.levels):
             m = self.mix_at(level)
-            n_steps = m.schedule_length
-            for step in range(1, n_steps + 1):
+            for step in range(1, m.schedule_length + 1):
                 bu, td, prev, att = m.at(step)
                 if level == self.levels - 1:
                     td = 0.0
@@ -336,9 +300,7 @@ class GlomConfig:
         """(N, 2) float64 array of (y, x); grids are numbered row-major."""
         if self.positions is not None:
             return np.asarray(self.positions, dtype=np.float64)
-        rows, cols = self.grid
-        y, x = np.divmod(np.arange(rows * cols), cols)
-        return np.stack([y, x], axis=1).astype(np.float64)
+        return grid_positions(*self.grid)
 
     def mix_at(self, level: int) -> Mix:
         return self.mix if isinstance(self.mix, Mix) else self.mix[level]
@@ -483,7 +445,3 @@ def _encode_inf(obj):
     if isinstance(obj, (list, tuple)):
         return [_encode_inf(v) for v in obj]
     return obj
-
-
-def as_sequence(x) -> Sequence:
-    return x if isinstance(x, (list, tuple)) else [x]

@@ -1,20 +1,89 @@
-"""Neighbour lists (CSR) of each level's attention neighbourhood."""
+"""Column positions and neighbourhoods: the one home of the closed ball.
+
+A column j is in column i's neighbourhood of radius r iff ``|pos_i - pos_j| <= r``
+(Euclidean, closed ball; ``inf`` is all columns). The engine reads it as a CSR list
+(:func:`neighbour_csr`), the reference and interop as a dense mask (:func:`within_radius`),
+analysis as a list of pairs (:func:`neighbour_pairs`); all three test membership with the
+same float64 formula, so they agree exactly, also for radii that fall on a grid distance
+such as sqrt(2).
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
-from .config import Attention
+__all__ = ["grid_positions", "within_radius", "neighbour_pairs", "neighbour_csr"]
+
+# The candidates of a k-d tree query are taken in a slightly larger ball, so that the exact
+# test below, not the tree's own rounding, decides membership.
+_SLACK_REL = 1e-9
+_SLACK_ABS = 1e-12
 
 
-def neighbour_csr(positions: np.ndarray, att: Attention) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr, indices) of the closed ball |pos_i - pos_j| <= radius, sorted by j.
+def grid_positions(rows: int, cols: int) -> np.ndarray:
+    """(rows * cols, 2) float64 array of (y, x) of a grid's columns, numbered row-major.
 
-    Self is left out when ``include_self`` is False, except for the ``glom_pytorch``
-    kernel, whose "self excluded" keeps j = i with a fixed score. Membership uses the
-    same formula as :func:`glomsim.reference.neighbourhood`, so both agree exactly.
+    Examples
+    --------
+    >>> grid_positions(2, 3)[4].tolist()
+    [1.0, 1.0]
+    """
+    y, x = np.divmod(np.arange(rows * cols), cols)
+    return np.stack([y, x], axis=1).astype(np.float64)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distance along the last axis: the formula every membership test uses."""
+    diff = a - b
+    return np.sqrt((diff**2).sum(-1))
+
+
+def within_radius(positions: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean (N, N): ``mask[i, j]`` iff ``|pos_i - pos_j| <= radius`` (closed ball).
+
+    Examples
+    --------
+    >>> within_radius(grid_positions(1, 3), 1.0).astype(int).tolist()
+    [[1, 1, 0], [1, 1, 1], [0, 1, 1]]
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    return _distance(positions[:, None, :], positions[None, :, :]) <= radius
+
+
+def neighbour_pairs(positions: np.ndarray, radius: float) -> np.ndarray:
+    """(P, 2) int64 pairs i < j with ``|pos_i - pos_j| <= radius``, sorted by (i, j).
+
+    A radius of 1.5 on a grid joins the 8 surrounding columns, 1.0 the 4 adjacent ones.
+
+    Examples
+    --------
+    >>> pos = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> neighbour_pairs(pos, 1.0).tolist()
+    [[0, 1], [1, 2]]
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    n = positions.shape[0]
+    if math.isinf(radius):
+        i, j = np.triu_indices(n, k=1)
+        return np.stack([i, j], axis=1).astype(np.int64)
+    from scipy.spatial import cKDTree
+
+    ball = radius * (1 + _SLACK_REL) + _SLACK_ABS
+    pairs = cKDTree(positions).query_pairs(ball, output_type="ndarray")
+    pairs = np.sort(pairs.astype(np.int64).reshape(-1, 2), axis=1)
+    pairs = pairs[_distance(positions[pairs[:, 0]], positions[pairs[:, 1]]) <= radius]
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def neighbour_csr(positions: np.ndarray, att) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr, indices) of the closed ball ``|pos_i - pos_j| <= att.radius``, sorted by j.
+
+    ``att`` is a :class:`glomsim.Attention`. Self is left out when ``include_self`` is
+    False, except for the ``glom_pytorch`` kernel, whose "self excluded" keeps j = i with
+    a fixed score. The arrays are read-only and shared between calls.
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
     drop_self = (not att.include_self) and att.kernel != "glom_pytorch"
@@ -35,20 +104,14 @@ def _cached(key):
 
 def _build(positions, radius, drop_self):
     n = positions.shape[0]
+    self_idx = np.arange(n, dtype=np.int64)
     if np.isinf(radius):
-        rows = np.repeat(np.arange(n, dtype=np.int64), n)
-        cols = np.tile(np.arange(n, dtype=np.int64), n)
+        rows = np.repeat(self_idx, n)
+        cols = np.tile(self_idx, n)
     else:
-        from scipy.spatial import cKDTree
-
-        # a slightly larger ball, then the exact test below decides membership
-        pairs = cKDTree(positions).query_pairs(radius * (1 + 1e-9) + 1e-12, output_type="ndarray")
-        self_idx = np.arange(n, dtype=np.int64)
-        rows = np.concatenate([pairs[:, 0], pairs[:, 1], self_idx]).astype(np.int64)
-        cols = np.concatenate([pairs[:, 1], pairs[:, 0], self_idx]).astype(np.int64)
-        diff = positions[rows] - positions[cols]
-        keep = np.sqrt((diff**2).sum(-1)) <= radius
-        rows, cols = rows[keep], cols[keep]
+        pairs = neighbour_pairs(positions, radius)
+        rows = np.concatenate([pairs[:, 0], pairs[:, 1], self_idx])
+        cols = np.concatenate([pairs[:, 1], pairs[:, 0], self_idx])
     if drop_self:
         keep = rows != cols
         rows, cols = rows[keep], cols[keep]

@@ -17,10 +17,12 @@ scene (all 0). Columns are numbered row-major, as in ``GlomConfig(grid=...)``.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._validate import check_int, check_real, is_int, not_allowed
+from .neighbours import grid_positions
 
 __all__ = ["Scene", "make_scene", "LEVEL_NAMES"]
 
@@ -94,9 +96,7 @@ class Scene:
     @property
     def positions(self) -> np.ndarray:
         """(columns, 2) float64 array of (y, x), row-major: the config's positions."""
-        rows, cols = self.grid
-        y, x = np.divmod(np.arange(rows * cols), cols)
-        return np.stack([y, x], axis=1).astype(np.float64)
+        return grid_positions(*self.grid)
 
     def label_map(self, level: int) -> np.ndarray:
         """Labels of one level as a (rows, cols) array."""
@@ -108,12 +108,6 @@ class Scene:
             f"objects={len(self.objects)}, textures={self.codes.shape[0]}, "
             f"noise={self.noise}, seed={self.seed})"
         )
-
-
-def _check_int(name, value, lo):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < lo:
-        raise ValueError(f"{name}={value!r} must be an integer >= {lo}")
-    return int(value)
 
 
 def _bands(start: int, length: int, k: int) -> list[tuple[int, int]]:
@@ -267,25 +261,18 @@ def make_scene(
     if (
         not isinstance(grid, (tuple, list))
         or len(grid) != 2
-        or not all(isinstance(g, numbers.Integral) and not isinstance(g, bool) for g in grid)
-        or min(grid) < 1
+        or not all(is_int(g) and g >= 1 for g in grid)
     ):
-        raise ValueError(f"grid={grid!r} must be (rows, cols) with integers >= 1")
+        raise not_allowed("grid", grid, "(rows, cols) with integers >= 1")
     grid = (int(grid[0]), int(grid[1]))
-    dim = _check_int("dim", dim, 1)
-    levels = _check_int("levels", levels, 1)
-    n_objects = _check_int("n_objects", n_objects, 0)
-    parts = _check_int("parts_per_object", parts_per_object, 1)
-    textures = _check_int("textures_per_part", textures_per_part, 1)
-    channels = _check_int("channels", channels, 1)
-    patch_size = 4 if patch_size is None else _check_int("patch_size", patch_size, 1)
-    if (
-        not isinstance(noise, numbers.Real)
-        or isinstance(noise, bool)
-        or not math.isfinite(noise)
-        or noise < 0
-    ):
-        raise ValueError(f"noise={noise!r} must be a finite number >= 0")
+    dim = check_int("dim", dim, lo=1)
+    levels = check_int("levels", levels, lo=1)
+    n_objects = check_int("n_objects", n_objects, lo=0)
+    parts = check_int("parts_per_object", parts_per_object, lo=1)
+    textures = check_int("textures_per_part", textures_per_part, lo=1)
+    channels = check_int("channels", channels, lo=1)
+    patch_size = 4 if patch_size is None else check_int("patch_size", patch_size, lo=1)
+    check_real("noise", noise, lo=0)
     try:
         shares = np.asarray(code_shares, dtype=np.float64)
     except (TypeError, ValueError):
@@ -297,16 +284,14 @@ def make_scene(
         or np.any(shares < 0)
         or abs(shares.sum() - 1.0) > 1e-9
     ):
-        raise ValueError(
-            f"code_shares={code_shares!r} must be three numbers >= 0 (object, part, texture) "
-            "summing to 1"
+        raise not_allowed(
+            "code_shares", code_shares, "three numbers >= 0 (object, part, texture) summing to 1"
         )
     if isinstance(seed, np.random.Generator):
         rng, seed_value = seed, -1
-    elif isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        rng, seed_value = np.random.default_rng(int(seed)), int(seed)
     else:
-        raise ValueError(f"seed={seed!r} must be an integer >= 0 or a numpy.random.Generator")
+        seed_value = check_int("seed", seed, lo=0, note="or a numpy.random.Generator")
+        rng = np.random.default_rng(seed_value)
 
     rows, cols = grid
     rects = _place_objects(rng, grid, n_objects, parts, textures)

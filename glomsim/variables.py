@@ -8,17 +8,33 @@ labels; readers check their inputs against it (:func:`check_dataset`), so a Data
 lacks what a function needs is refused in one line naming the variable.
 
 ``dtype`` "float" means the run's own float dtype (float32 or float64).
+
+Each analysis returns a Dataset of its own, so its outputs are registered under the
+function's name, ``"<function>.<variable>"`` (``"convergence.residual"`` is the
+``residual(time, level)`` of :func:`analysis.convergence`; ``"residual"`` alone is the
+sweep's per-run ``residual(level)``): names need only be unique within one Dataset.
+:func:`annotate` labels such a Dataset from its function's entries.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Variable", "VARIABLES", "COORDS", "attrs", "register", "check_dataset"]
+__all__ = [
+    "Variable",
+    "VARIABLES",
+    "COORDS",
+    "attrs",
+    "register",
+    "annotate",
+    "check_dataset",
+]
 
 
 @dataclass(frozen=True)
 class Variable:
+    """One registered variable; ``name`` may be qualified, ``"<function>.<variable>"``."""
+
     name: str
     dims: tuple[str, ...]
     dtype: str
@@ -26,8 +42,17 @@ class Variable:
     units: str
     description: str
 
-    def attrs(self) -> dict:
-        return {"long_name": self.long_name, "units": self.units, "description": self.description}
+    @property
+    def short_name(self) -> str:
+        """The name in the Dataset: ``name`` without its ``"<function>."`` qualifier."""
+        return self.name.rpartition(".")[2]
+
+    def attrs(self, *, description: bool = True) -> dict:
+        """``long_name``, ``units`` and (unless ``description=False``) ``description``."""
+        out = {"long_name": self.long_name, "units": self.units}
+        if description:
+            out["description"] = self.description
+        return out
 
 
 VARIABLES: dict[str, Variable] = {}
@@ -41,9 +66,24 @@ def register(*variables: Variable) -> None:
         VARIABLES[v.name] = v
 
 
-def attrs(name: str) -> dict:
-    """``long_name``, ``units`` and ``description`` of a registered variable."""
-    return VARIABLES[name].attrs()
+def attrs(name: str, *, description: bool = True) -> dict:
+    """``long_name``, ``units`` and ``description`` of a registered variable.
+
+    Coordinates carry ``long_name`` and ``units`` only (``description=False``), as every
+    Dataset glomsim has written does.
+    """
+    return VARIABLES[name].attrs(description=description)
+
+
+def annotate(ds, function: str):
+    """Set the attrs of every variable of ``ds`` registered as ``"<function>.<name>"``
+    (coordinates get ``long_name`` and ``units``, data variables also ``description``);
+    others are left as they are. Returns ``ds``, changed in place."""
+    for name in ds.variables:
+        v = VARIABLES.get(f"{function}.{name}")
+        if v is not None:
+            ds[name].attrs.update(v.attrs(description=name not in ds.coords))
+    return ds
 
 
 V = Variable
@@ -84,7 +124,7 @@ register(
         "int64",
         "ground-truth label",
         "1",
-        "true part-whole label of each column per level (scenes only; -1 where unknown)",
+        "true part-whole label of each column per level (scenes only)",
     ),
     V(
         "rms",
@@ -101,7 +141,7 @@ register(
         "RMS change per step",
         "1",
         "RMS over (column, feature) of E[t, l] - E[t-1, l] at every step, NaN at step 0 "
-        "(the quantity stop_when_settled tests)",
+        "(summaries_only runs; the quantity stop_when_settled tests)",
     ),
 )
 # ----- a sweep's per-run results (after the sweep's own dims) ----------------------------
@@ -171,31 +211,211 @@ register(
         "1",
         "analysis.stability spectral_radius_transverse (common shifts left out)",
     ),
+    # a sweep keeps a run's trajectory and labels under the run's names, described apart
+    V(
+        "sweep.embedding",
+        ("time", "level", "column", "feature"),
+        "float",
+        "embedding",
+        "1",
+        "the run's trajectory, thinned with keep.record_every",
+    ),
+    V(
+        "sweep.label",
+        ("level", "column"),
+        "int64",
+        "ground-truth label",
+        "1",
+        "the run's scene labels per level (-1 where not run)",
+    ),
 )
 del V
 
 
-def check_dataset(ds, names, func: str) -> None:
+# ----- analysis outputs: "<function>.<variable>" ---------------------------------------------
+def _outputs(function: str, rows) -> None:
+    """Register one analysis function's outputs from (name, dims, dtype, long_name, units,
+    description) rows; dims are written space-separated."""
+    register(
+        *(Variable(f"{function}.{n}", tuple(d.split()), t, ln, u, desc)
+          for n, d, t, ln, u, desc in rows)
+    )  # fmt: skip
+
+
+_TL = "time level"
+_TLI = "time level island"
+_EACH_ISLAND = "columns in each island; 0 pads islands beyond count"
+_SHUFFLED = "after permuting the columns' embeddings over positions"
+_TRANSVERSE = "leading eigenvalues by modulus once the neutral subspace is factored out"
+# fmt: off
+_outputs("islands", (
+    ("labels", "time level column", "int64", "island", "1",
+     "island of each column at each step and level, numbered 0, 1, ... in order of the "
+     "first column of each island"),
+    ("count", _TL, "int64", "number of islands", "1",
+     "number of islands at each step and level"),
+    ("largest_fraction", _TL, "float64", "largest island fraction", "1",
+     "columns in the largest island divided by all columns"),
+    ("spread", _TL, "float64", "within-island spread", "1",
+     "RMS over columns of the distance of each column's embedding to its island's mean "
+     "(same units as the embedding)"),
+    ("sizes", _TLI, "int64", "island size", "1", _EACH_ISLAND),
+    ("baseline_count", _TL, "int64", "number of islands, shuffled baseline", "1",
+     f"number of islands {_SHUFFLED}"),
+    ("baseline_largest_fraction", _TL, "float64", "largest island fraction, shuffled baseline",
+     "1", f"largest island fraction {_SHUFFLED}"),
+    ("island", "island", "int64", "island", "1", "island index at one step and level"),
+))
+_outputs("hierarchy", (
+    ("parse_score", "time", "float64", "parse-tree score", "1",
+     "mean over level pairs (l, l+1) of the fraction of columns whose island at level l "
+     "lies inside one island at level l+1; 1 is a perfect parse tree"),
+    ("column_nesting", _TL, "float64", "nested column fraction", "1",
+     "fraction of columns whose island at this level lies inside one island at the "
+     "level above; NaN at the top level"),
+    ("island_nesting", _TL, "float64", "nested island fraction", "1",
+     "fraction of this level's islands that lie inside one island at the level above; "
+     "NaN at the top level"),
+    ("parent", _TLI, "int64", "parent island", "1",
+     "island at the level above that contains this island; -1 when it spans several, "
+     "at the top level, and for padding islands (sizes == 0)"),
+    ("n_parents", _TLI, "int64", "number of parent islands", "1",
+     "islands at the level above that this island overlaps; 0 at the top level and "
+     "for padding islands"),
+))
+_outputs("agreement", (
+    ("ari", _TL, "float64", "adjusted Rand index", "1",
+     "adjusted Rand index of the islands against the ground-truth labels (1 = same "
+     "partition, about 0 = chance); NaN where the level has no ground truth"),
+    ("purity", _TL, "float64", "purity", "1",
+     "fraction of columns whose island's most common true label is their own "
+     "(1 when every island holds one true label)"),
+    ("inverse_purity", _TL, "float64", "inverse purity", "1",
+     "purity of the true labels against the islands (1 when every true region lies "
+     "in one island)"),
+))
+_outputs("convergence", (
+    ("residual", _TL, "float64", "RMS change per step", "1",
+     "RMS over (column, feature) of E_t - E_prev divided by the steps between them; "
+     "NaN at the first recorded step"),
+    ("settled_step", "level", "int64", "settling step", "step",
+     "first recorded step after which the residual stays <= tolerance; -1 if never"),
+    ("rate", "level", "float64", "geometric convergence rate", "1",
+     "exp(slope) of log residual vs step fitted over the tail above the float floor; "
+     "NaN if too few points or finite-time convergence"),
+    ("tolerance", "level", "float64", "settling tolerance", "1",
+     "rtol times the level's RMS embedding size at the last recorded step"),
+    ("final_rms", "level", "float64", "final RMS embedding size", "1",
+     "RMS over (column, feature) of the embedding at the last recorded step"),
+    ("finite_time", "level", "bool", "converged in finitely many steps", "1",
+     "True when the residual fell to the float floor in one recorded step from well above "
+     "it (e.g. Hegselmann-Krause)"),
+))
+_outputs("stability", (
+    ("spectral_radius", "", "float64", "spectral radius", "1",
+     "largest |eigenvalue| of the step map's Jacobian at the last recorded state"),
+    ("spectral_radius_transverse", "", "float64", "transverse spectral radius", "1",
+     "largest |eigenvalue| once the neutral subspace (common shifts of islands) is "
+     "factored out; < 1 means the islands are linearly stable; NaN if nothing is left"),
+    ("neutral_dimension", "", "int64", "neutral dimension", "1",
+     "dimension of the checked neutral subspace of common shifts of islands"),
+    ("neutral_defect", "", "float64", "neutral defect", "1",
+     "|J v - v| for unit v in the accepted neutral subspace (a random combination, or "
+     "the largest singular value of J - I accepted on the candidates' span)"),
+    ("island_count", "level", "int64", "islands", "1",
+     "islands at the last state: columns agreeing within island_tol and linked through "
+     "attention neighbourhoods"),
+    ("fixed_point_residual", "", "float64", "fixed-point residual", "1",
+     "RMS of G(z) - z over the state, relative to max(RMS of z, 1); the spectrum is a "
+     "stability statement only when this is small"),
+    ("eigenvalues_real", "mode", "float64", "eigenvalue (real part)", "1",
+     "leading eigenvalues by modulus"),
+    ("eigenvalues_imag", "mode", "float64", "eigenvalue (imaginary part)", "1",
+     "leading eigenvalues by modulus"),
+    ("transverse_eigenvalues_real", "mode", "float64", "transverse eigenvalue (real part)",
+     "1", _TRANSVERSE),
+    ("transverse_eigenvalues_imag", "mode", "float64",
+     "transverse eigenvalue (imaginary part)", "1", _TRANSVERSE),
+    ("mode", "mode", "int64", "eigenvalue rank by modulus", "1",
+     "rank of an eigenvalue by modulus, 0 = largest"),
+))
+_outputs("perturbation_recovery", (
+    ("distance", "time", "float64", "distance to the unperturbed run", "1",
+     "RMS over (level, column, feature) of perturbed minus unperturbed state"),
+    ("distance_level", _TL, "float64", "distance to the unperturbed run per level", "1",
+     "RMS over (column, feature) of perturbed minus unperturbed state"),
+    ("growth_factor", "time", "float64", "growth factor per step", "1",
+     "distance_t / distance_{t-1}; NaN at the first step"),
+    ("mean_growth_factor", "", "float64", "mean growth factor per step", "1",
+     "(distance at the end / distance at the start) ** (1 / steps)"),
+    ("time", "time", "int64", "step", "1", "step of the original run"),
+))
+_outputs("lyapunov", (
+    ("exponent", "", "float64", "largest Lyapunov exponent", "1",
+     "mean log stretch of a tangent vector per step (natural log)"),
+    ("multiplier", "", "float64", "Lyapunov multiplier", "1",
+     "exp(exponent): mean stretch per step"),
+    ("local_exponent", "time", "float64", "log stretch", "1",
+     "log of the tangent vector's stretch"),
+    ("running_exponent", "time", "float64", "running exponent", "1",
+     "mean log stretch so far"),
+    ("time", "time", "int64", "step", "1", "the step computed"),
+))
+_outputs("energy", (
+    ("log_energy", _TL, "float64", "log interaction energy", "1",
+     "log sum over attended pairs (i, j) of exp(beta <x_i, x_j>), log-sum-exp"),
+    ("energy", _TL, "float64", "interaction energy", "1",
+     "sum over attended pairs (i, j) of exp(beta <x_i, x_j>); inf past float64"),
+    ("pairs", "level", "int64", "attended pairs", "1", "number of (i, j) terms in the sum"),
+    ("beta", "level", "float64", "inverse temperature", "1",
+     "beta of the level's dot kernel"),
+))
+# fmt: on
+
+
+def check_dataset(ds, names, func: str, *, optional_dims=()) -> None:
     """Refuse ``ds`` unless it is an ``xarray.Dataset`` holding every variable in ``names``
     with (at least) its registered dims: a TypeError or one-line ValueError naming
-    ``func``, what is missing and what it needs."""
+    ``func``, what is missing and what it needs.
+
+    ``names`` may be qualified (``"islands.labels"`` is ``labels`` as
+    :func:`analysis.islands` writes it). Dims in ``optional_dims`` may be missing (e.g.
+    ``("time",)`` for a function that also takes ``ds.isel(time=-1)``).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> check_dataset(xr.Dataset(), ["embedding"], "islands")
+    Traceback (most recent call last):
+    ...
+    ValueError: islands: ds has no embedding; it needs embedding (a Dataset from glomsim.simulate)
+    """
     import xarray as xr
 
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"{func}: ds must be an xarray.Dataset, got {type(ds).__name__}")
-    missing = [n for n in names if n not in ds.variables]
+    short = [n.rpartition(".")[2] for n in names]
+    missing = [n for n in short if n not in ds.variables]
     if missing:
         raise ValueError(
-            f"{func}: ds has no {', '.join(missing)}; it needs {', '.join(names)} "
-            "(a Dataset from glomsim.simulate)"
+            f"{func}: ds has no {', '.join(missing)}; it needs {', '.join(short)} "
+            f"({_source(names)})"
         )
-    for n in names:
-        v = VARIABLES.get(n)
+    for name, n in zip(names, short, strict=True):
+        v = VARIABLES.get(name)
         if v is None:
             continue
-        lacking = [d for d in v.dims if d not in ds[n].dims]
+        lacking = [d for d in v.dims if d not in ds[n].dims and d not in optional_dims]
         if lacking:
             raise ValueError(
                 f"{func}: ds.{n} has dims {ds[n].dims}, without {', '.join(lacking)}; "
-                f"it needs {v.dims} (a Dataset from glomsim.simulate)"
+                f"it needs {v.dims} ({_source(names)})"
             )
+
+
+def _source(names) -> str:
+    """Where a Dataset with these variables comes from, for an error message."""
+    functions = sorted({n.partition(".")[0] for n in names if "." in n})
+    if functions:
+        return "a Dataset from " + " or ".join(f"analysis.{f}" for f in functions)
+    return "a Dataset from glomsim.simulate"

@@ -177,6 +177,26 @@ class GlomWeights:
             self._hash = self._compute_hash()
         return self._hash
 
+    def check_hash(self, expected: str | None, where: str = "weights") -> None:
+        """Raise a ValueError unless these are the weights whose content hash is ``expected``
+        (a dataset's ``weights_hash``; None checks nothing). The message starts with
+        ``where``.
+
+        Examples
+        --------
+        >>> w = identity_weights(GlomConfig(levels=1, dim=2, grid=(1, 2)))
+        >>> w.check_hash(w.content_hash())
+        >>> w.check_hash("0" * 64)
+        Traceback (most recent call last):
+        ...
+        ValueError: weights: their content hash differs from the dataset's weights_hash 000000000000...; pass the weights the dataset was simulated with
+        """
+        if expected is not None and self.content_hash() != expected:
+            raise ValueError(
+                f"{where}: their content hash differs from the dataset's weights_hash "
+                f"{expected[:12]}...; pass the weights the dataset was simulated with"
+            )
+
     def _compute_hash(self) -> str:
         h = hashlib.sha256()
         header = {

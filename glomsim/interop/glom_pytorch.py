@@ -31,14 +31,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..config import Attention, GlomConfig, Mix
+from ..neighbours import grid_positions, within_radius
 from ..weights import GlomWeights, net_fields
+from ._expressible import CHANNELS, MULT, check_expressible
 
 __all__ = ["from_glom_pytorch", "to_glom_pytorch", "glom_kwargs"]
 
-#: glom-pytorch's patch embedding is ``nn.Linear(patch_size ** 2 * 3, dim)``: RGB only.
-CHANNELS = 3
-#: glom-pytorch's GroupedFeedForward is built with its default ``mult=4``.
-MULT = 4
 #: The constructor arguments that shape a ``Glom`` module.
 GLOM_KWARGS = (
     "dim",
@@ -49,17 +47,6 @@ GLOM_KWARGS = (
     "local_consensus_radius",
 )
 _MASK_KEY = "attention.non_local_mask"
-
-
-def _grid_positions(side: int) -> np.ndarray:
-    y, x = np.divmod(np.arange(side * side), side)
-    return np.stack([y, x], axis=1).astype(np.float64)
-
-
-def _closed_ball(positions: np.ndarray, radius: float) -> np.ndarray:
-    from ..reference import neighbourhood
-
-    return neighbourhood(positions, radius)
 
 
 def _to_numpy(tensor) -> np.ndarray:
@@ -203,13 +190,13 @@ def _consensus_radius(sd: dict, given, side: int) -> float:
         )
     n = side * side
     allowed = ~np.asarray(mask.detach().cpu().numpy(), dtype=bool).reshape(-1, n, n)[0]
-    positions = _grid_positions(side)
-    if given is not None and np.array_equal(_closed_ball(positions, float(given)), allowed):
+    positions = grid_positions(side, side)
+    if given is not None and np.array_equal(within_radius(positions, float(given)), allowed):
         return float(given)
     diff = positions[:, None, :] - positions[None, :, :]
     dist = np.sqrt((diff**2).sum(-1))
     radius = float(dist[allowed].max()) if allowed.any() else 0.0
-    if radius == 0.0 or not np.array_equal(_closed_ball(positions, radius), allowed):
+    if radius == 0.0 or not np.array_equal(within_radius(positions, radius), allowed):
         raise ValueError(
             f"{_MASK_KEY!r} is not the closed ball of any radius > 0 around each column, "
             "so no glomsim neighbourhood reproduces it"
@@ -340,87 +327,6 @@ def from_glom_pytorch(
     return cfg, weights
 
 
-def _all_equal_to_one(value) -> bool:
-    values = value if isinstance(value, tuple) else (value,)
-    return all(v == 1.0 for v in values)
-
-
-def _check_expressible(cfg: GlomConfig, weights: GlomWeights) -> Attention:
-    """Raise ValueError naming the first field glom-pytorch cannot express; return the
-    attention settings shared by all levels."""
-    if not isinstance(cfg, GlomConfig):
-        raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
-    if not isinstance(weights, GlomWeights):
-        raise TypeError(f"weights must be GlomWeights, got {type(weights).__name__}")
-    weights.check(cfg)
-    if cfg.levels < 2:
-        raise ValueError(
-            f"levels={cfg.levels}: glom-pytorch needs at least 2 levels (its top-down net has "
-            "levels - 1 groups)"
-        )
-    if cfg.positions is not None:
-        raise ValueError("positions: glom-pytorch's columns are a square grid; use grid=(n, n)")
-    if cfg.grid[0] != cfg.grid[1]:
-        raise ValueError(
-            f"grid={cfg.grid}: glom-pytorch's grid is square (image_size // patch_size)"
-        )
-    if cfg.normalize != "none":
-        raise ValueError(f"normalize={cfg.normalize!r}: glom-pytorch does not normalise ('none')")
-    if cfg.top_down_delay != 1:
-        raise ValueError(
-            f"top_down_delay={cfg.top_down_delay}: glom-pytorch's top-down reads the previous "
-            "step (1)"
-        )
-    for level in range(cfg.levels):
-        mix = cfg.mix_at(level)
-        for name in ("bottom_up", "top_down", "previous", "attention"):
-            if not _all_equal_to_one(getattr(mix, name)):
-                where = "mix" if isinstance(cfg.mix, Mix) else f"mix[{level}]"
-                raise ValueError(
-                    f"{where}.{name}={getattr(mix, name)!r}: glom-pytorch takes the plain mean "
-                    "of the contributions (every mixing weight 1)"
-                )
-    atts = [cfg.attention_at(level) for level in range(cfg.levels)]
-    if any(a != atts[0] for a in atts[1:]):
-        raise ValueError(
-            f"attention={cfg.attention!r}: levels use different attention settings; "
-            "glom-pytorch has one consensus attention for all levels"
-        )
-    att = atts[0]
-    if att.kernel != "glom_pytorch":
-        raise ValueError(
-            f"attention.kernel={att.kernel!r}: glom-pytorch's consensus attention is the "
-            "'glom_pytorch' kernel"
-        )
-    if att.beta != 1.0:
-        raise ValueError(f"attention.beta={att.beta!r}: glom-pytorch's attention has beta 1")
-    if att.radius == 0.0:
-        raise ValueError(
-            "attention.radius=0.0: glom-pytorch reads local_consensus_radius=0 as global "
-            "attention; any radius in (0, 1) gives the same self-only neighbourhood"
-        )
-    if weights.identity:
-        raise ValueError(
-            "weights.identity=True: glom-pytorch's nets are MLPs and cannot be exact identities"
-        )
-    if weights.hidden != MULT * cfg.dim:
-        raise ValueError(
-            f"weights.hidden={weights.hidden}: glom-pytorch's nets have hidden width "
-            f"{MULT} * dim = {MULT * cfg.dim}"
-        )
-    if weights.patch_w is None:
-        raise ValueError(
-            "weights.patch_w=None: glom-pytorch always embeds an image through patches; make "
-            "weights with a patch embedding (e.g. random_weights(cfg, patch_size=...))"
-        )
-    if weights.channels != CHANNELS:
-        raise ValueError(
-            f"weights.patch_w has {weights.channels} channels: glom-pytorch's patch embedding "
-            f"takes {CHANNELS}"
-        )
-    return att
-
-
 def glom_kwargs(cfg: GlomConfig, weights: GlomWeights) -> dict:
     """The ``glom_pytorch.Glom`` constructor arguments of a glomsim config and weights.
 
@@ -452,7 +358,7 @@ def glom_kwargs(cfg: GlomConfig, weights: GlomWeights) -> dict:
     >>> glom_kwargs(cfg, w)["image_size"]
     8
     """
-    att = _check_expressible(cfg, weights)
+    att = check_expressible(cfg, weights)
     return {
         "dim": cfg.dim,
         "levels": cfg.levels,
@@ -542,6 +448,6 @@ def to_glom_pytorch(cfg: GlomConfig, weights: GlomWeights, *, dtype: str | None 
     if kw["local_consensus_radius"] > 0:
         # glomsim's float64 closed ball rather than torch's float32 cdist, so that a radius
         # on a grid distance (e.g. sqrt 2) cannot fall on different sides of it
-        allowed = _closed_ball(cfg.position_array(), kw["local_consensus_radius"])
+        allowed = within_radius(cfg.position_array(), kw["local_consensus_radius"])
         sd[_MASK_KEY] = torch.from_numpy(~allowed)[None]
     return sd

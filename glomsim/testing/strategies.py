@@ -1,15 +1,24 @@
 """Hypothesis strategies for configs, weights and states (keyword-only, documented).
 
 Sizes are kept small by default so that property tests stay fast; every bound can be
-widened by the caller.
+widened by the caller. Like xarray's strategies they compose: where a choice is given as
+a sequence of values, a strategy may be given instead (``kernels=st.just("dot")``), and
+:func:`configs` takes strategies for its levels' ``attention`` and ``mix``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import strategies as st
+except ImportError as err:  # pragma: no cover - hypothesis is a dependency of glomsim
+    raise ImportError(
+        "glomsim.testing needs hypothesis (pip install hypothesis); glomsim itself does not"
+    ) from err
 
 from ..config import KERNELS, NORMALIZATIONS, Attention, GlomConfig, Mix
 from ..weights import GlomWeights, identity_weights, random_weights
@@ -18,15 +27,31 @@ _weight = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0])
 _positive = st.sampled_from([0.25, 0.5, 1.0, 2.0])
 
 
+def _choice(values) -> st.SearchStrategy:
+    """A strategy as given, or one of a sequence of values."""
+    return values if isinstance(values, st.SearchStrategy) else st.sampled_from(values)
+
+
 @st.composite
 def attentions(draw, *, kernels=KERNELS, radii=(0.0, 1.0, 1.5, 2.0, math.inf)):
-    """An :class:`~glomsim.Attention` of any kernel, radius and ``include_self``."""
-    kernel = draw(st.sampled_from(kernels))
+    """An :class:`~glomsim.Attention` of any kernel, radius and ``include_self``.
+
+    ``kernels`` and ``radii`` are sequences to pick from, or strategies.
+
+    Examples
+    --------
+    >>> from hypothesis import given, strategies as st
+    >>> @given(attentions(kernels=["bounded"], radii=st.floats(0, 3)))
+    ... def test(att):
+    ...     assert att.epsilon > 0
+    >>> test()
+    """
+    kernel = draw(_choice(kernels))
     return Attention(
         kernel=kernel,
         beta=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
         epsilon=draw(st.sampled_from([0.1, 0.5, 1.0, 2.0])) if kernel == "bounded" else None,
-        radius=draw(st.sampled_from(radii)),
+        radius=draw(_choice(radii)),
         include_self=draw(st.booleans()),
     )
 
@@ -34,7 +59,8 @@ def attentions(draw, *, kernels=KERNELS, radii=(0.0, 1.0, 1.5, 2.0, math.inf)):
 @st.composite
 def mixes(draw, *, positive=False, schedule=True, levels=1):
     """A :class:`~glomsim.Mix`, possibly with schedules; the config's own validation
-    rejects all-zero levels, so callers filter with ``GlomConfig`` or use ``positive``."""
+    rejects all-zero levels, so callers filter with ``GlomConfig`` or use ``positive``.
+    ``levels`` is accepted and unused (a Mix serves any number of levels)."""
     w = _positive if positive else _weight
 
     def value():
@@ -45,9 +71,23 @@ def mixes(draw, *, positive=False, schedule=True, levels=1):
     return Mix(bottom_up=value(), top_down=value(), previous=value(), attention=value())
 
 
-@st.composite
+@dataclass(frozen=True)
+class _ConfigSpace:
+    """What :func:`configs` draws from."""
+
+    max_levels: int
+    max_dim: int
+    max_side: int
+    normalizations: st.SearchStrategy
+    dtypes: st.SearchStrategy
+    per_level: bool
+    max_delay: int
+    steps: tuple[int, int]
+    attention: st.SearchStrategy
+    mix: st.SearchStrategy
+
+
 def configs(
-    draw,
     *,
     max_levels=3,
     max_dim=5,
@@ -59,9 +99,27 @@ def configs(
     positive_mix=False,
     max_delay=2,
     steps=(1, 4),
-):
+    attention=None,
+    mix=None,
+) -> st.SearchStrategy:
     """A small valid :class:`~glomsim.GlomConfig` covering kernels, radii,
     ``include_self``, per-level mixes and attention, schedules, delays and normalisations.
+
+    Parameters
+    ----------
+    max_levels, max_dim, max_side, max_delay : int
+        Upper bounds of levels, dim, grid rows and columns, and top_down_delay.
+    kernels, normalizations, dtypes : sequence or strategy
+        What to pick from; ``kernels`` is used by the default ``attention``.
+    per_level : bool
+        Whether some configs get one Mix and one Attention per level.
+    positive_mix : bool
+        Only positive mixing weights (default ``mix``).
+    steps : (int, int)
+        Bounds of the number of steps.
+    attention, mix : strategy, optional
+        Strategies of the :class:`~glomsim.Attention` and :class:`~glomsim.Mix` of a level
+        (default :func:`attentions` and :func:`mixes`).
 
     Examples
     --------
@@ -69,31 +127,52 @@ def configs(
     >>> @given(configs())
     ... def test(cfg):
     ...     assert cfg.levels <= 3
+    >>> @given(configs(attention=attentions(kernels=["dot"]), dtypes=["float32"]))
+    ... def test_dot(cfg):
+    ...     assert cfg.attention_at(0).kernel == "dot" and cfg.dtype == "float32"
+    >>> test_dot()
     """
-    levels = draw(st.integers(1, max_levels))
-    dim = draw(st.integers(1, max_dim))
-    rows = draw(st.integers(1, max_side))
-    cols = draw(st.integers(1, max_side))
-    if per_level and levels > 1 and draw(st.booleans()):
-        attention = tuple(draw(attentions(kernels=kernels)) for _ in range(levels))
-    else:
-        attention = draw(attentions(kernels=kernels))
+    space = _ConfigSpace(
+        max_levels=max_levels,
+        max_dim=max_dim,
+        max_side=max_side,
+        normalizations=_choice(normalizations),
+        dtypes=_choice(dtypes),
+        per_level=per_level,
+        max_delay=max_delay,
+        steps=tuple(steps),
+        attention=attentions(kernels=kernels) if attention is None else attention,
+        mix=mixes(positive=positive_mix) if mix is None else mix,
+    )
+    return _configs(space)
+
+
+def _per_level_draw(draw, space, strategy, levels):
+    if space.per_level and levels > 1 and draw(st.booleans()):
+        return tuple(draw(strategy) for _ in range(levels))
+    return draw(strategy)
+
+
+@st.composite
+def _configs(draw, space: _ConfigSpace):
+    levels = draw(st.integers(1, space.max_levels))
+    dim = draw(st.integers(1, space.max_dim))
+    rows = draw(st.integers(1, space.max_side))
+    cols = draw(st.integers(1, space.max_side))
+    attention = _per_level_draw(draw, space, space.attention, levels)
     common = dict(
         levels=levels,
         dim=dim,
         grid=(rows, cols),
-        steps=draw(st.integers(*steps)),
+        steps=draw(st.integers(*space.steps)),
         attention=attention,
-        top_down_delay=draw(st.integers(1, max_delay)),
-        normalize=draw(st.sampled_from(normalizations)),
-        dtype=draw(st.sampled_from(dtypes)),
+        top_down_delay=draw(st.integers(1, space.max_delay)),
+        normalize=draw(space.normalizations),
+        dtype=draw(space.dtypes),
         seed=draw(st.integers(0, 2**16)),
         hidden=draw(st.integers(1, 2 * dim + 2)),
     )
-    if per_level and levels > 1 and draw(st.booleans()):
-        mix = tuple(draw(mixes(positive=positive_mix)) for _ in range(levels))
-    else:
-        mix = draw(mixes(positive=positive_mix))
+    mix = _per_level_draw(draw, space, space.mix, levels)
     try:
         return GlomConfig(mix=mix, **common)
     except ValueError:
@@ -125,15 +204,29 @@ def states(draw, cfg: GlomConfig, *, scale=2.0, agree=False):
 
 
 @st.composite
-def consensus_cases(draw, *, identity=True, positive_mix=True, **config_kwargs):
+def consensus_cases(draw, *, identity=True, positive_mix=True, config=None, **config_kwargs):
     """A :class:`~glomsim.testing.Case` (config, weights, inputs, state) for invariant checks.
 
     By default: identity nets and positive mixing weights, ``normalize="none"``, float64.
+    ``config`` is a strategy of configs to use instead of
+    ``configs(positive_mix=positive_mix, **config_kwargs)``.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(consensus_cases(config=configs(max_levels=1, normalizations=["none"])))
+    ... def test(case):
+    ...     assert case.cfg.levels == 1
+    >>> test()
     """
     from .checks import Case
 
-    config_kwargs.setdefault("normalizations", ("none",))
-    cfg = draw(configs(positive_mix=positive_mix, **config_kwargs))
+    if config is None:
+        config_kwargs.setdefault("normalizations", ("none",))
+        config = configs(positive_mix=positive_mix, **config_kwargs)
+    elif config_kwargs:
+        raise TypeError(f"consensus_cases: give config= or {sorted(config_kwargs)}, not both")
+    cfg = draw(config)
     w = draw(weights_for(cfg, identity=identity))
     state = draw(states(cfg))
     inputs = draw(states(cfg))[0]
