@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import glomsim as gs
+from glomsim.cli.train import register as register_cli
 from glomsim.train import (
     NETS,
     TERMS,
@@ -15,7 +16,6 @@ from glomsim.train import (
     _gelu_and_grad,
     loss_and_grads,
     make_training_scenes,
-    register_cli,
     train,
 )
 
