@@ -13,11 +13,11 @@ from glomsim.train import (
     TERMS,
     TRAINED,
     TrainingBatch,
-    _gelu_and_grad,
     loss_and_grads,
     make_training_scenes,
     train,
 )
+from glomsim.train.losses import _gelu_and_grad
 
 TERM_WEIGHT = {
     "reconstruction": "reconstruction_weight",
