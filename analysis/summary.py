@@ -44,9 +44,9 @@ def summarize(ds, threshold: float = 0.99) -> dict:
     dict
         ``{"steps": last step, "levels": {level: row}}``; each row holds ``rms`` (the RMS
         entry of the level's state), ``last_step_change`` (RMS change per step over the last
-        recorded interval, absent with one recorded step), ``islands`` (the island count) and, when the run has scene
-        labels, ``ari_vs_truth`` (adjusted Rand index of those islands against the labels,
-        to 4 decimals).
+        recorded interval, absent with one recorded step), ``islands`` (the island count)
+        and, when the run has scene labels, ``ari_vs_truth`` (adjusted Rand index of those
+        islands against the labels, to 4 decimals).
 
     Examples
     --------

@@ -66,7 +66,8 @@ _HISTORY_VARIABLES = {
 
 @dataclass(frozen=True)
 class _Settings:
-    """The settings of :func:`train`, checked (in the order the docs list them) and typed."""
+    """The keyword settings of :func:`train`, each checked and made a plain int or float
+    (so that they record as JSON)."""
 
     epochs: int = 30
     lr: float = 3e-3
@@ -98,6 +99,7 @@ class _Settings:
 
     @classmethod
     def from_keywords(cls, keywords: dict) -> _Settings:
+        """The settings from ``train``'s keywords; a TypeError names unknown ones."""
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(keywords) - set(known))
         if unknown:
@@ -145,7 +147,8 @@ def _start_weights(cfg, weights, seed) -> GlomWeights:
 
 def _epoch(cfg, examples, weights, opt, s: _Settings, rng, epoch):
     """Epoch ``epoch`` (from 0): one pass over ``examples`` in random order, an Adam step
-    per minibatch of scenes. Returns each term's mean per (level, net) and the total's mean, per scene."""
+    per minibatch of scenes. Returns the means per scene of each term, per (level, net),
+    and of the total."""
     L = cfg.levels
     sums = {t: np.zeros((L, 2)) for t in TERMS}
     counts = {t: np.zeros((L, 2)) for t in TERMS}
