@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .._validate import check_choice, check_int, check_real, not_allowed
+from ..train import TARGETS
 
 
 def register(subparsers):
@@ -27,8 +28,6 @@ def register(subparsers):
     >>> args.epochs, args.func is cmd_train
     (3, True)
     """
-    from ..train import TARGETS
-
     p = subparsers.add_parser(
         "train",
         help="learn the nets from synthetic scenes and save the weights (.npz)",
@@ -54,8 +53,6 @@ def register(subparsers):
 def _settings(args) -> dict:
     """The options as :func:`glomsim.train.train` settings, each checked under its
     option's name."""
-    from ..train import TARGETS
-
     return {
         "epochs": check_int("--epochs", args.epochs, lo=1),
         "seed": check_int("--seed", args.seed, lo=0),
