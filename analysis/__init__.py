@@ -36,3 +36,6 @@ def __getattr__(name):
 
         return importlib.import_module(".plot", __name__)
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+
+
+from .summary import analyze_run, summarize  # noqa: E402, F401

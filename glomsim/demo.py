@@ -1,4 +1,4 @@
-"""``glomsim demo``: a small built-in study on scenes, run on the embedded Dask cluster.
+"""The study behind ``glomsim demo``: a small one on scenes, run on the embedded Dask cluster.
 
 Question: how do the same-level attention weight and the attention sharpness shape
 island formation, and do the islands match the scene's part-whole ground truth?
@@ -171,22 +171,3 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
-
-
-def register_cli(sub):
-    p = sub.add_parser("demo", help="a small built-in study on scenes: figures and a report")
-    p.add_argument("-o", "--output", default="glomsim-demo", help="output folder")
-    p.add_argument("--workers", type=int, help="local Dask workers (default: cores)")
-    p.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
-    p.add_argument("--scheduler", help="an existing Dask scheduler address to use instead")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-    def func(args):
-        t0 = time.perf_counter()
-        report = run_demo(args.output, workers=args.workers, quick=args.quick,
-                          progress=not args.quiet, client=args.scheduler)  # fmt: skip
-        print(report.read_text())
-        print(f"wrote {report} and figures in {report.parent} ({time.perf_counter() - t0:.0f} s)")
-        return 0
-
-    p.set_defaults(func=func)

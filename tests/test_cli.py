@@ -127,7 +127,7 @@ def test_bench_drops_a_leading_separator(capfd):
 
 
 def test_bench_without_a_source_checkout_is_a_usage_error(tmp_path, monkeypatch, capsys):
-    import glomsim.cli as cli
+    import glomsim.cli.bench as cli
 
     monkeypatch.setattr(cli, "_bench_script", lambda: tmp_path / "benchmarks" / "bench.py")
     assert main(["bench", "--quick"]) == 2
@@ -138,7 +138,7 @@ def test_bench_without_a_source_checkout_is_a_usage_error(tmp_path, monkeypatch,
 def test_bench_ignores_another_projects_benchmark_script(tmp_path, monkeypatch, capsys):
     """In site-packages, a stray top-level benchmarks/bench.py of another distribution is
     not glomsim's: it is not run."""
-    import glomsim.cli as cli
+    import glomsim.cli.bench as cli
 
     script = tmp_path / "benchmarks" / "bench.py"
     script.parent.mkdir()

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 
 import glomsim as gs
+from glomsim.cli.train import register as register_cli
 from glomsim.train import (
     NETS,
     TERMS,
     TRAINED,
     TrainingBatch,
-    _gelu_and_grad,
     loss_and_grads,
     make_training_scenes,
-    register_cli,
     train,
 )
+from glomsim.train.losses import _gelu_and_grad
 
 TERM_WEIGHT = {
     "reconstruction": "reconstruction_weight",
