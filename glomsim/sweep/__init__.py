@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Attention, GlomConfig, Mix
+from .store import RESERVED
 
 __all__ = [
     "Axis",
@@ -81,29 +82,6 @@ _FIXED_FIELDS = {
 }
 #: Paths that change the shape of the embedding (so trajectories cannot share one array).
 _SHAPE_FIELDS = ("levels", "dim", "grid", "steps")
-#: Names the result already uses; an axis may not take them.
-_RESERVED = (
-    "seed",
-    "member",
-    "point",
-    "level",
-    "time",
-    "column",
-    "feature",
-    "y",
-    "x",
-    "status",
-    "error",
-    "island_count",
-    "ari",
-    "residual",
-    "settled_step",
-    "rate",
-    "spectral_radius",
-    "spectral_radius_transverse",
-    "embedding",
-    "label",
-)
 #: Auto batches aim at about this many (step x level x column x feature) updates per task:
 #: tens of milliseconds, far above Dask's per-task overhead of about a millisecond.
 _BATCH_WORK = 1_000_000
@@ -796,7 +774,7 @@ def _parse(d: dict, root: Path | None) -> SweepSpec:
     axes = tuple(_parse_axis(n, v, aliases, mode) for n, v in raw_axes.items())
     names = [a.name for a in axes]
     for a in axes:
-        if a.name in _RESERVED:
+        if a.name in RESERVED:
             raise _err(
                 f"axes.{a.name}", f"the name is taken by the result; alias it, e.g. my_{a.name}"
             )
