@@ -12,7 +12,8 @@ The store is written in three phases:
    complete with its status set, or still pending and redone identically on resume.
 3. ``finish``: counts and failure reasons go into the root attrs.
 
-The variables' dims, dtypes and attrs come from :mod:`glomsim.variables`.
+:func:`open_sweep` reads a store back as a Dataset, :func:`summary_text` describes it. The
+variables' dims, dtypes and attrs come from :mod:`glomsim.variables`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Layout:
         self.dims = spec.dims
         self.shape = spec.shape
         self.n_runs = spec.n_runs
-        configs = [s["config"] for s in spec._settings if not isinstance(s, Exception)]
+        configs = [spec.settings(p)["config"] for p in spec.valid_points()]
         base = configs[0]
         self.levels = max(c.levels for c in configs)
         keep, scene = spec.keep, spec.scene is not None
@@ -363,3 +364,60 @@ def finish(store: str, layout: Layout, *, seconds: float, skipped: int) -> dict:
     }
     _update_attrs(store, attrs)
     return attrs
+
+
+# ----------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------
+def open_sweep(store):
+    """Open a sweep store as a Dataset (lazy: arrays load on access).
+
+    In zip and random modes the axis coordinates along ``point`` get a multi-index, so
+    ``ds.sel(beta=2.0)`` works there too.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from glomsim.sweep import run
+    >>> spec = {"base": {"levels": 1, "dim": 2, "grid": [1, 5], "steps": 2},
+    ...         "sweep": {"mode": "zip"}, "scene": False,
+    ...         "axes": {"attention.beta": [0.0, 1.0], "attention.radius": [1.0, 2.0]}}
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.zarr")
+    >>> _ = run(spec, path, client="sync", progress=False)
+    >>> ds = open_sweep(path)
+    >>> ds.sel({"attention.beta": 1.0, "attention.radius": 2.0}).rate.dims
+    ('seed', 'level')
+    >>> ds.sel({"attention.beta": 1.0}).rate.dims  # the other axis is left along point
+    ('attention.radius', 'seed', 'level')
+    """
+    import xarray as xr
+
+    ds = xr.open_zarr(store, consolidated=False, chunks=None)
+    # Python strings, as pandas and xarray's where/fillna expect them (numpy's StringDType,
+    # which the store holds, cannot be mixed with the NaN that where() fills in)
+    ds["error"] = ds["error"].astype(object)
+    if "point" in ds.dims:
+        names = json.loads(ds.attrs.get("sweep_axes", "[]"))
+        if names:
+            import xarray.indexes
+
+            ds = ds.set_xindex(names, xarray.indexes.PandasMultiIndex)
+    return ds
+
+
+def summary_text(ds, path=None) -> str:
+    """A few lines on a finished sweep: runs done and failed (with reasons) and time.
+
+    ``ds`` is a sweep's result (:func:`open_sweep`), ``path`` where it is stored.
+    """
+    a = ds.attrs
+    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in json.loads(a["sweep_dims"]))
+    lines = [
+        f"sweep {a.get('sweep_name', '')!r}: {a['sweep_runs']} runs ({shape})"
+        + (f" -> {path}" if path else ""),
+        f"done {a['sweep_done']}, failed {a['sweep_failed']}, pending {a['sweep_pending']} "
+        f"in {a['sweep_seconds']:.1f} s ({a['sweep_skipped']} recorded before)",
+    ]
+    for item in json.loads(a.get("sweep_failures", "[]"))[:5]:
+        lines.append(f"  failed {item['count']} x {item['error']}")
+    return "\n".join(lines)
