@@ -3,6 +3,8 @@
 import argparse
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import xarray as xr
 
 import analysis as an
 import glomsim as gs
-from glomsim import sweep
+from glomsim import sweep, variables
 from glomsim.scenes import make_scene
 from glomsim.sweep import load_spec, open_sweep, run
 
@@ -71,6 +73,24 @@ def test_bad_spec_names_the_field_on_one_line(change, field):
         load_spec(d)
     msg = str(info.value)
     assert field in msg and "\n" not in msg
+
+
+def test_a_range_axis_takes_no_labels():
+    axes = {"beta": {"low": 0.5, "high": 2.0, "labels": ["a"]}}
+    with pytest.raises(ValueError, match="axes.beta.labels"):
+        load_spec(spec_dict(sweep={"mode": "random", "samples": 2}, axes=axes))
+
+
+def test_reading_a_spec_imports_no_analysis():
+    # the core imports analysis only to measure runs: parsing checks island options itself
+    code = (
+        "import json, sys\n"
+        "from glomsim.sweep import load_spec\n"
+        f"load_spec(json.loads({json.dumps(spec_dict(keep={'islands': {'threshold': 0.9}}))!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'analysis'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_bad_spec_file_errors_name_the_file(tmp_path):
@@ -201,6 +221,11 @@ def test_result_dims_coords_and_sel(small):
     assert ds.radius.attrs["sweep_path"] == "attention[1].radius"
     for name in ("island_count", "ari", "residual", "settled_step", "rate"):
         assert "long_name" in ds[name].attrs
+    # every variable and coordinate of the store is labelled from the one registry
+    for name in list(ds.data_vars) + ["seed", "level"]:
+        registered = variables.VARIABLES[name]
+        assert ds[name].dims[len(ds[name].dims) - len(registered.dims) :] == registered.dims
+        assert variables.attrs(name).items() <= ds[name].attrs.items()
     assert load_spec(json.loads(json.dumps(sweep.load_spec(spec_dict()).to_dict()))) == load_spec(
         spec_dict()
     )
@@ -420,9 +445,11 @@ def test_embedded_default_cluster_matches_sync(small, tmp_path):
 
 # ----- command line ----------------------------------------------------------------------
 def test_cli_subcommand(tmp_path, capsys):
+    from glomsim.cli import sweep as cli_sweep
+
     parser = argparse.ArgumentParser(prog="glomsim")
     sub = parser.add_subparsers(dest="command", required=True)
-    sweep.register_cli(sub)
+    cli_sweep.register(sub)
     spec = tmp_path / "s.toml"
     spec.write_text(load_spec(spec_dict(sweep={"seeds": 1}, axes={"beta": [1.0]})).to_toml())
     out = tmp_path / "o.zarr"
@@ -436,7 +463,16 @@ def test_cli_subcommand(tmp_path, capsys):
     args = parser.parse_args(["sweep", str(spec), "-o", str(out)])
     with pytest.raises(ValueError, match="sweep.mode"):
         args.func(args)
-    assert sweep.main([str(spec), "-o", str(out)]) == 2
+    assert cli_sweep.main([str(spec), "-o", str(out)]) == 2
+    assert "sweep.mode" in capsys.readouterr().err
+
+
+def test_the_command_is_still_reachable_from_its_old_home(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="glomsim")
+    assert sweep.register_cli(parser.add_subparsers()).prog == "glomsim sweep"
+    spec = tmp_path / "s.toml"
+    spec.write_text('[base]\nlevels = 2\n[sweep]\nmode = "cube"\n')
+    assert sweep.main([str(spec), "-o", str(tmp_path / "o.zarr")]) == 2
     assert "sweep.mode" in capsys.readouterr().err
 
 

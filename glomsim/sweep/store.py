@@ -11,6 +11,9 @@ The store is written in three phases:
    (a temporary file renamed into place), so a run killed at any moment is either
    complete with its status set, or still pending and redone identically on resume.
 3. ``finish``: counts and failure reasons go into the root attrs.
+
+:func:`open_sweep` reads a store back as a Dataset, :func:`summary_text` describes it. The
+variables' dims, dtypes and attrs come from :mod:`glomsim.variables`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import datetime
 import json
 import shutil
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..variables import COORDS, VARIABLES, attrs
 
 PENDING, DONE, FAILED = 0, 1, 2
 _STRING = np.dtypes.StringDType()
@@ -30,92 +34,40 @@ _STRING = np.dtypes.StringDType()
 _MAX_REASONS = 20
 
 
-@dataclass(frozen=True)
-class SweepVariable:
-    name: str
-    dims: tuple[str, ...]  # beyond the run dimensions
-    long_name: str
-    units: str
-    description: str
+#: The per-run variables a sweep writes, in the store's order. Their dims (after the run
+#: dims), dtypes and attrs come from the one registry, :mod:`glomsim.variables`.
+RESULTS = (
+    "status",
+    "error",
+    "island_count",
+    "residual",
+    "settled_step",
+    "rate",
+    "ari",
+    "spectral_radius",
+    "spectral_radius_transverse",
+    "embedding",
+    "label",
+)
+#: Dims of the runs themselves, beside the sweep axes.
+RUN_DIMS = ("point", "seed", "member")
 
 
-#: Every per-run variable a sweep can write, with the dims after the run dimensions.
-SWEEP_VARIABLES = {
-    v.name: v
-    for v in (
-        SweepVariable(
-            "status",
-            (),
-            "run status",
-            "1",
-            "0 pending, 1 done, 2 failed; set only after the run's data is written",
-        ),
-        SweepVariable("error", (), "error message", "1", "why the run failed ('' if it did not)"),
-        SweepVariable(
-            "island_count",
-            ("level",),
-            "islands at the last step",
-            "1",
-            "analysis.islands count at the last recorded step (-1 where not run)",
-        ),
-        SweepVariable(
-            "ari",
-            ("level",),
-            "adjusted Rand index vs ground truth",
-            "1",
-            "analysis.agreement ari of the last step's islands against the scene's labels",
-        ),
-        SweepVariable(
-            "residual",
-            ("level",),
-            "final RMS change per step",
-            "1",
-            "analysis.convergence residual at the last recorded step",
-        ),
-        SweepVariable(
-            "settled_step",
-            ("level",),
-            "settling step",
-            "step",
-            "analysis.convergence settled_step (-1 never settled or not run)",
-        ),
-        SweepVariable(
-            "rate",
-            ("level",),
-            "geometric convergence rate",
-            "1",
-            "analysis.convergence rate (NaN when it cannot be fitted)",
-        ),
-        SweepVariable(
-            "spectral_radius",
-            (),
-            "spectral radius",
-            "1",
-            "analysis.stability spectral_radius of the step map at the last state",
-        ),
-        SweepVariable(
-            "spectral_radius_transverse",
-            (),
-            "spectral radius off the neutral subspace",
-            "1",
-            "analysis.stability spectral_radius_transverse (common shifts left out)",
-        ),
-        SweepVariable(
-            "embedding",
-            ("time", "level", "column", "feature"),
-            "embedding",
-            "1",
-            "the run's trajectory, thinned with keep.record_every",
-        ),
-        SweepVariable(
-            "label",
-            ("level", "column"),
-            "ground-truth label",
-            "1",
-            "the run's scene labels per level (-1 where not run)",
-        ),
-    )
-}
+def _reserved() -> frozenset:
+    own_dims = {d for name in RESULTS for d in VARIABLES[name].dims}
+    coords = {c for c in COORDS if set(VARIABLES[c].dims) <= own_dims}
+    return frozenset(RUN_DIMS) | frozenset(RESULTS) | own_dims | coords
+
+
+#: Names the result already uses, so an axis may not take them.
+RESERVED = _reserved()
+
+
+def _dtype(name: str, run_dtype: str) -> np.dtype:
+    dtype = VARIABLES[name].dtype
+    if dtype == "str":
+        return _STRING
+    return np.dtype(run_dtype if dtype == "float" else dtype)
 
 
 def _fill(dtype):
@@ -135,24 +87,16 @@ class Layout:
         self.dims = spec.dims
         self.shape = spec.shape
         self.n_runs = spec.n_runs
-        configs = [s["config"] for s in spec._settings if not isinstance(s, Exception)]
+        configs = [spec.settings(p)["config"] for p in spec.valid_points()]
+        base = configs[0]
         self.levels = max(c.levels for c in configs)
-        keep = spec.keep
-        dtypes = {"status": "int8", "error": _STRING}
-        dtypes.update(
-            island_count="int64", residual="float64", settled_step="int64", rate="float64"
-        )
-        if spec.scene is not None:
-            dtypes["ari"] = "float64"
-        if keep["spectral_radius"]:
-            dtypes["spectral_radius"] = dtypes["spectral_radius_transverse"] = "float64"
+        keep, scene = spec.keep, spec.scene is not None
+        names = ["status", "error", "island_count", "residual", "settled_step", "rate"]
+        names += ["ari"] * scene
+        names += ["spectral_radius", "spectral_radius_transverse"] * keep["spectral_radius"]
         self.extra_sizes = {"level": self.levels}
         if keep["trajectories"]:
-            base = configs[0]
-            any_dtype_axis = any(a.path == "dtype" for a in spec.axes)
-            dtypes["embedding"] = "float64" if any_dtype_axis else base.dtype
-            if spec.scene is not None:
-                dtypes["label"] = "int64"
+            names += ["embedding"] + ["label"] * scene
             k = keep["record_every"]
             times = [t for t in range(base.steps + 1) if t % k == 0]
             if times[-1] != base.steps:
@@ -160,9 +104,9 @@ class Layout:
             self.times = np.asarray(times, dtype=np.int64)
             self.positions = base.position_array()
             self.extra_sizes.update(time=len(times), column=base.n_columns, feature=base.dim)
-        self.dtypes = {
-            k: np.dtype(v) if not isinstance(v, np.dtype) else v for k, v in dtypes.items()
-        }
+        # runs of several dtypes share one embedding array: the wider one holds both
+        run_dtype = "float64" if any(a.path == "dtype" for a in spec.axes) else base.dtype
+        self.dtypes = {name: _dtype(name, run_dtype) for name in names}
 
     # ----- indices -----------------------------------------------------------------------
     def position(self, index: int) -> tuple[int, ...]:
@@ -172,7 +116,7 @@ class Layout:
         return {d: slice(i, i + 1) for d, i in zip(self.dims, self.position(index), strict=True)}
 
     def var_shape(self, name: str) -> tuple[int, ...]:
-        return tuple(self.extra_sizes[d] for d in SWEEP_VARIABLES[name].dims)
+        return tuple(self.extra_sizes[d] for d in VARIABLES[name].dims)
 
     # ----- the template ------------------------------------------------------------------
     def coords(self) -> dict:
@@ -187,37 +131,21 @@ class Layout:
             for a in spec.axes:
                 vals = [a.label_of(p[a.name]) for p in spec.points]
                 coords[a.name] = (("point",), _coord_array(vals), _axis_attrs(a))
-        coords["seed"] = (("seed",), np.asarray(spec.seeds, dtype=np.int64), {"long_name": "seed"})
+        coords["seed"] = (("seed",), np.asarray(spec.seeds, dtype=np.int64), attrs("seed"))
         if spec.members:
             coords["member"] = (
                 ("member",),
                 np.arange(spec.members, dtype=np.int64),
-                {"long_name": "ensemble member"},
+                attrs("member"),
             )
-        coords["level"] = (
-            ("level",),
-            np.arange(self.levels, dtype=np.int64),
-            {"long_name": "level", "units": "1"},
-        )
+        coords["level"] = (("level",), np.arange(self.levels, dtype=np.int64), attrs("level"))
         if "time" in self.extra_sizes:
-            coords["time"] = (("time",), self.times, {"long_name": "step", "units": "1"})
             n, d = self.extra_sizes["column"], self.extra_sizes["feature"]
-            coords["column"] = (("column",), np.arange(n, dtype=np.int64), {"long_name": "column"})
-            coords["feature"] = (
-                ("feature",),
-                np.arange(d, dtype=np.int64),
-                {"long_name": "feature"},
-            )
-            coords["y"] = (
-                ("column",),
-                self.positions[:, 0],
-                {"long_name": "y position", "units": "grid units"},
-            )
-            coords["x"] = (
-                ("column",),
-                self.positions[:, 1],
-                {"long_name": "x position", "units": "grid units"},
-            )
+            coords["time"] = (("time",), self.times, attrs("time"))
+            coords["column"] = (("column",), np.arange(n, dtype=np.int64), attrs("column"))
+            coords["feature"] = (("feature",), np.arange(d, dtype=np.int64), attrs("feature"))
+            coords["y"] = (("column",), self.positions[:, 0], attrs("y"))
+            coords["x"] = (("column",), self.positions[:, 1], attrs("x"))
         return coords
 
     def template(self):
@@ -230,18 +158,17 @@ class Layout:
         data_vars, encoding = {}, {}
         ones = (1,) * len(self.dims)
         for name, dtype in self.dtypes.items():
-            v = SWEEP_VARIABLES[name]
             extra = self.var_shape(name)
             fill = 0 if name == "status" else _fill(dtype)
             # one dask chunk: the template is never computed, and a graph of one task per
             # run would cost more than the sweep's own bookkeeping on large sweeps
             arr = da.full(self.shape + extra, fill, dtype=dtype, chunks=-1)
-            attrs = {"long_name": v.long_name, "units": v.units, "description": v.description}
+            var_attrs = attrs(name)
             if name == "status":
-                attrs.update(
+                var_attrs.update(
                     flag_values=[PENDING, DONE, FAILED], flag_meanings="pending done failed"
                 )
-            data_vars[name] = (self.dims + v.dims, arr, attrs)
+            data_vars[name] = (self.dims + VARIABLES[name].dims, arr, var_attrs)
             encoding[name] = {"chunks": ones + extra}
             if dtype.kind != "T":
                 encoding[name]["fill_value"] = fill
@@ -391,21 +318,19 @@ def write_run(store: str, layout: Layout, index: int, values: dict | None, error
 
     region = layout.region(index)
     run_dims = layout.dims
-    try:
-        if values is None:
-            values = {}
-        data = {
-            name: (run_dims + SWEEP_VARIABLES[name].dims, _cell(layout, name, values.get(name)))
+
+    def cells(given: dict) -> dict:
+        return {
+            name: (run_dims + VARIABLES[name].dims, _cell(layout, name, given.get(name)))
             for name in layout.dtypes
             if name not in ("status", "error")
         }
+
+    try:
+        data = cells(values or {})
     except (ValueError, TypeError, IndexError) as exc:
         error = f"writing the result failed: {type(exc).__name__}: {exc}"
-        data = {
-            name: (run_dims + SWEEP_VARIABLES[name].dims, _cell(layout, name, None))
-            for name in layout.dtypes
-            if name not in ("status", "error")
-        }
+        data = cells({})
     status = FAILED if error else DONE
     data["error"] = (run_dims, _cell(layout, "error", error))
     xr.Dataset(data).to_zarr(store, region=region, mode="r+", consolidated=False)
@@ -439,3 +364,60 @@ def finish(store: str, layout: Layout, *, seconds: float, skipped: int) -> dict:
     }
     _update_attrs(store, attrs)
     return attrs
+
+
+# ----------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------
+def open_sweep(store):
+    """Open a sweep store as a Dataset (lazy: arrays load on access).
+
+    In zip and random modes the axis coordinates along ``point`` get a multi-index, so
+    ``ds.sel(beta=2.0)`` works there too.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from glomsim.sweep import run
+    >>> spec = {"base": {"levels": 1, "dim": 2, "grid": [1, 5], "steps": 2},
+    ...         "sweep": {"mode": "zip"}, "scene": False,
+    ...         "axes": {"attention.beta": [0.0, 1.0], "attention.radius": [1.0, 2.0]}}
+    >>> path = os.path.join(tempfile.mkdtemp(), "s.zarr")
+    >>> _ = run(spec, path, client="sync", progress=False)
+    >>> ds = open_sweep(path)
+    >>> ds.sel({"attention.beta": 1.0, "attention.radius": 2.0}).rate.dims
+    ('seed', 'level')
+    >>> ds.sel({"attention.beta": 1.0}).rate.dims  # the other axis is left along point
+    ('attention.radius', 'seed', 'level')
+    """
+    import xarray as xr
+
+    ds = xr.open_zarr(store, consolidated=False, chunks=None)
+    # Python strings, as pandas and xarray's where/fillna expect them (numpy's StringDType,
+    # which the store holds, cannot be mixed with the NaN that where() fills in)
+    ds["error"] = ds["error"].astype(object)
+    if "point" in ds.dims:
+        names = json.loads(ds.attrs.get("sweep_axes", "[]"))
+        if names:
+            import xarray.indexes
+
+            ds = ds.set_xindex(names, xarray.indexes.PandasMultiIndex)
+    return ds
+
+
+def summary_text(ds, path=None) -> str:
+    """A few lines on a finished sweep: runs done and failed (with reasons) and time.
+
+    ``ds`` is a sweep's result (:func:`open_sweep`), ``path`` where it is stored.
+    """
+    a = ds.attrs
+    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in json.loads(a["sweep_dims"]))
+    lines = [
+        f"sweep {a.get('sweep_name', '')!r}: {a['sweep_runs']} runs ({shape})"
+        + (f" -> {path}" if path else ""),
+        f"done {a['sweep_done']}, failed {a['sweep_failed']}, pending {a['sweep_pending']} "
+        f"in {a['sweep_seconds']:.1f} s ({a['sweep_skipped']} recorded before)",
+    ]
+    for item in json.loads(a.get("sweep_failures", "[]"))[:5]:
+        lines.append(f"  failed {item['count']} x {item['error']}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""``glomsim sweep`` and ``python -m glomsim.sweep``: argparse and printing only.
+
+The work is :func:`glomsim.sweep.run`; the summary printed at the end is
+:func:`glomsim.sweep.summary_text`, so scripts get the same lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._validate import one_line
+from ..sweep.execute import run
+from ..sweep.spec import load_spec
+from ..sweep.store import summary_text
+
+__all__ = ["register", "main"]
+
+DESCRIPTION = (
+    "Parameter sweeps on Dask: a spec of axes over config fields, results in one Zarr store."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The sweep command's arguments (shared by ``glomsim sweep`` and ``python -m``)."""
+    p.add_argument("spec", metavar="SWEEP.toml", help="sweep spec (.toml or .json)")
+    p.add_argument(
+        "-o", "--output", metavar="OUT.zarr", required=True, help="the Zarr store to fill"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:port)"
+    )
+    p.add_argument(
+        "--workers", metavar="N", type=int, help="processes of the local cluster (all cores)"
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip runs already in OUT (default); --no-resume starts over",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="on resume, redo failed runs")
+    p.add_argument("--sync", action="store_true", help="no Dask: run in this process")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_sweep(args) -> int:
+    """Run ``glomsim sweep``; a bad spec raises ValueError (one line naming the field)."""
+    spec = load_spec(args.spec)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers={args.workers} must be >= 1")
+    if args.scheduler and args.sync:
+        raise ValueError("--scheduler and --sync were both given; pick one")
+    client = args.scheduler or ("sync" if args.sync else None)
+    ds = run(
+        spec,
+        args.output,
+        client=client,
+        resume=args.resume,
+        workers=args.workers,
+        progress=not args.quiet,
+        retry_failed=args.retry_failed,
+    )
+    print(summary_text(ds, args.output))
+    return 0
+
+
+def register(subparsers):
+    """Add ``glomsim sweep SPEC -o OUT.zarr [--scheduler ADDR] [--workers N] [--no-resume]``.
+
+    The subcommand's ``func(args)`` returns 0 and prints a summary; a bad spec raises
+    ValueError with a one-line message naming the field.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> sub = argparse.ArgumentParser(prog="glomsim").add_subparsers()
+    >>> register(sub).prog
+    'glomsim sweep'
+    """
+    p = subparsers.add_parser(
+        "sweep", help="run a parameter sweep on Dask into one resumable Zarr store"
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_sweep)
+    return p
+
+
+def main(argv=None) -> int:
+    """``python -m glomsim.sweep SPEC -o OUT.zarr ...`` (the same as ``glomsim sweep``).
+
+    Returns the exit code: 0 when the sweep ran, 2 for a bad spec or bad arguments (one
+    line on stderr naming the field).
+    """
+    p = argparse.ArgumentParser(prog="python -m glomsim.sweep", description=DESCRIPTION)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return cmd_sweep(args)
+    except ValueError as exc:
+        print(f"glomsim sweep: error: {one_line(exc)}", file=sys.stderr)
+        return 2

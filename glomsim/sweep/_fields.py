@@ -1,0 +1,253 @@
+"""The fields of a sweep spec that a run's settings are built from.
+
+Paths (``attention[2].radius``, ``scene.noise``, ...) say where an axis value goes, and the
+checks of the ``[weights]``, ``[init]`` and ``[scene]`` sections run twice: on the spec as
+written, and on every point once its axis values are in. Both the parser
+(:mod:`glomsim.sweep._spec_parse`) and the spec's per-point settings
+(:mod:`glomsim.sweep.spec`) build on this module, which imports neither.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .._validate import check_choice, check_real
+from ..config import Attention, GlomConfig, Mix
+
+WEIGHT_KINDS = ("random", "identity")
+WEIGHT_KEYS = ("kind", "gain", "positional_scale", "init_scale")
+INIT_STARTS = ("weights", "tokens", "zeros")
+INIT_KEYS = ("start", "noise")
+#: Config fields a sweep may not vary: the seed is its own dimension, positions are arrays.
+FIXED_FIELDS = {
+    "seed": "the seed is its own dimension; list seeds in sweep.seeds",
+    "positions": "positions are an array; sweep a grid instead",
+}
+#: Paths that change the shape of the embedding (so trajectories cannot share one array).
+SHAPE_FIELDS = ("levels", "dim", "grid", "steps")
+#: Path heads that are not config fields, with the names each one takes.
+_OTHER_HEADS = ("scene", "weights", "init")
+_PATH_RE = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?(?:\.([A-Za-z_]\w*))?$")
+
+
+class SpecError(ValueError):
+    """A bad sweep spec: one line naming the field, the value and what is allowed."""
+
+
+# shown as glomsim.sweep.SpecError in tracebacks, where users import it from
+SpecError.__module__ = "glomsim.sweep"
+
+
+def spec_error(where: str, msg: str) -> SpecError:
+    """A SpecError whose message starts with the field ``where`` (when there is one)."""
+    return SpecError(f"{where}: {msg}" if where else msg)
+
+
+def checked(check, *args, **kwargs):
+    """``check(*args, **kwargs)`` of :mod:`glomsim._validate`, its error as a SpecError.
+
+    The shared checks raise ValueError or TypeError; a spec's mistakes are all SpecErrors,
+    so that ``load_spec`` names the source and the CLI reports them on one line.
+    """
+    try:
+        return check(*args, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(str(exc)) from None
+
+
+def plain(value):
+    """Python scalars/lists/dicts from numpy ones, so values hash, print and serialise alike."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def freeze(d) -> str:
+    """A hashable, order-independent text of a value (for sets and caches)."""
+    return json.dumps(plain(d), sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------
+# paths: where an axis value goes
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Path:
+    """A parsed axis path: ``head[index].sub``, as written in ``text``."""
+
+    head: str
+    index: int | None
+    sub: str | None
+    text: str
+
+    @property
+    def section(self) -> str:
+        """``config`` for config fields; ``scene``, ``weights`` or ``init`` otherwise."""
+        return self.head if self.head in _OTHER_HEADS else "config"
+
+
+def _config_fields() -> list[str]:
+    return [f.name for f in fields(GlomConfig) if f.name not in FIXED_FIELDS]
+
+
+def _allowed_paths() -> str:
+    return (
+        f"a config field ({', '.join(_config_fields())}), mix.<field>, attention.<field>, "
+        "attention[<level>].<field>, mix[<level>].<field>, grid[0|1], scene.<make_scene "
+        "argument>, weights.<gain|positional_scale|init_scale>, init.noise"
+    )
+
+
+def parse_path(text, where: str) -> Path:
+    """The :class:`Path` of ``text``, or a SpecError at ``where`` saying what is allowed."""
+    if not isinstance(text, str):
+        raise spec_error(where, f"path {text!r} must be a string; allowed: {_allowed_paths()}")
+    m = _PATH_RE.match(text.strip())
+    if not m:
+        raise spec_error(where, f"path {text!r} is not a dotted path; allowed: {_allowed_paths()}")
+    head, index, sub = m.group(1), m.group(2), m.group(3)
+    path = Path(head, None if index is None else int(index), sub, text)
+    if head in FIXED_FIELDS:
+        raise spec_error(where, f"path {text!r} cannot be swept: {FIXED_FIELDS[head]}")
+    if head in _OTHER_HEADS:
+        _check_other_path(path, where)
+    elif head not in _config_fields():
+        raise spec_error(
+            where, f"path {text!r}: {head!r} is not a config field; allowed: {_allowed_paths()}"
+        )
+    else:
+        _check_config_path(path, where)
+    return path
+
+
+def _check_other_path(path: Path, where: str) -> None:
+    head, text = path.head, path.text
+    if path.index is not None or path.sub is None:
+        raise spec_error(where, f"path {text!r} must be {head}.<name>; allowed: {_allowed_paths()}")
+    ok = {"scene": scene_params(), "weights": WEIGHT_KEYS[1:], "init": ("noise",)}[head]
+    if path.sub not in ok:
+        raise spec_error(
+            where, f"path {text!r}: {head}.{path.sub} is unknown; allowed: {', '.join(ok)}"
+        )
+
+
+def _check_config_path(path: Path, where: str) -> None:
+    head, sub, text = path.head, path.sub, path.text
+    if head in ("mix", "attention"):
+        subs = [f.name for f in fields(Mix if head == "mix" else Attention)]
+        if sub is not None and sub not in subs:
+            raise spec_error(
+                where, f"path {text!r}: {head}.{sub} is unknown; allowed: {', '.join(subs)}"
+            )
+    elif head == "grid":
+        if sub is not None or (path.index is not None and path.index > 1):
+            raise spec_error(where, f"path {text!r}: use grid, grid[0] (rows) or grid[1] (cols)")
+    elif path.index is not None or sub is not None:
+        raise spec_error(where, f"path {text!r}: {head} is a plain field; write just {head!r}")
+
+
+def set_config(d: dict, path: Path, value) -> None:
+    """Put ``value`` at ``path`` in a config dict (from ``GlomConfig.to_dict``)."""
+    value = copy.deepcopy(value)
+    if path.head in ("mix", "attention"):
+        if path.index is None:
+            _set_every_level(d, path, value)
+        else:
+            _set_one_level(d, path, value)
+    elif path.head == "grid" and path.index is not None:
+        if "grid" not in d:
+            raise ValueError(f"{path.text}: the base config has positions, not a grid")
+        grid = list(d["grid"])
+        grid[path.index] = value
+        d["grid"] = grid
+    else:
+        d[path.head] = value
+
+
+def _set_every_level(d: dict, path: Path, value) -> None:
+    cur = d.get(path.head, {})
+    if path.sub is None:
+        d[path.head] = value
+    elif isinstance(cur, list):
+        for item in cur:
+            item[path.sub] = value
+    else:
+        cur[path.sub] = value
+        d[path.head] = cur
+
+
+def _set_one_level(d: dict, path: Path, value) -> None:
+    cur = d.get(path.head, {})
+    levels = d["levels"]
+    if isinstance(cur, dict):
+        # one object for all levels becomes one per level, so one level can differ
+        cur = [copy.deepcopy(cur) for _ in range(levels)]
+        d[path.head] = cur
+    if path.index >= len(cur):
+        raise ValueError(
+            f"{path.text}: level index {path.index} is out of range for levels={levels} "
+            f"(allowed 0..{levels - 1})"
+        )
+    if path.sub is None:
+        cur[path.index] = value
+    else:
+        cur[path.index][path.sub] = value
+
+
+@functools.lru_cache(maxsize=1)
+def scene_params() -> tuple[str, ...]:
+    """The ``make_scene`` arguments a spec may give (the run's config gives the rest)."""
+    import inspect
+
+    from ..scenes import make_scene
+
+    skip = {"grid", "dim", "levels", "seed"}
+    return tuple(p for p in inspect.signature(make_scene).parameters if p not in skip)
+
+
+# ----------------------------------------------------------------------------------------
+# section checks: on the spec as written, and on every point with its axis values
+# ----------------------------------------------------------------------------------------
+def check_weights(w: dict, where: str = "weights") -> None:
+    """The ``[weights]`` section: a kind, and the random kind's non-negative scales."""
+    checked(check_choice, f"{where}.kind", w.get("kind"), WEIGHT_KINDS)
+    for key in WEIGHT_KEYS[1:]:
+        if key in w:
+            if w["kind"] == "identity":
+                raise spec_error(f"{where}.{key}", "only random weights take it (kind = 'random')")
+            checked(check_real, f"{where}.{key}", w[key], lo=0)
+
+
+def check_init(init: dict, has_scene: bool, where: str = "init") -> None:
+    """The ``[init]`` section: a start, non-negative noise; tokens need a scene."""
+    checked(check_choice, f"{where}.start", init.get("start"), INIT_STARTS)
+    checked(check_real, f"{where}.noise", init.get("noise", 0.0), lo=0)
+    if init["start"] == "tokens" and not has_scene:
+        raise spec_error(f"{where}.start", "'tokens' starts from the scene's tokens; scene = false")
+
+
+def check_scene(grid, dim: int, levels: int, seed: int, scene: dict) -> None:
+    """Make the scene once, so that bad ``[scene]`` values fail before any run."""
+    _check_scene_cached(grid, dim, levels, seed, freeze(scene))
+
+
+@functools.lru_cache(maxsize=256)
+def _check_scene_cached(grid, dim, levels, seed, frozen):
+    # points of one sweep share their scene settings; make each distinct scene once
+    from ..scenes import make_scene
+
+    try:
+        make_scene(grid=grid, dim=dim, levels=levels, seed=seed, **json.loads(frozen))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scene: {exc}") from None

@@ -1,0 +1,188 @@
+"""The work of a sweep's workers: prepare a run, simulate it, measure it, write it.
+
+Everything a run needs comes from its spec and its index, never from scheduling, so a run
+redone on resume or on another worker is bit-identical. Measuring is the one place in the
+simulation core, beside :mod:`glomsim.cli`, that imports :mod:`analysis` (inside
+:func:`measure`, so that importing the sweep does not).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .._validate import one_line
+from . import store as st
+from .spec import SweepSpec
+
+__all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch"]
+
+
+def prepare_run(spec: SweepSpec, index: int):
+    """(config, weights, scene, init) of run ``index``: from the spec and index alone."""
+    from ..simulation import prepare_init
+    from ..weights import identity_weights, random_weights
+
+    point, seed, member = spec.unravel(index)
+    s = spec.settings(point)
+    cfg = s["config"].replace(seed=seed)
+    wkw = {k: v for k, v in s["weights"].items() if k != "kind"}
+    if s["weights"]["kind"] == "identity":
+        w = identity_weights(cfg)
+    elif member is not None and spec.member_varies == "weights":
+        w = random_weights(cfg, np.random.default_rng([seed, member, 0]), **wkw)
+    else:
+        w = random_weights(cfg, seed, **wkw)
+    scene = None
+    if s["scene"] is not None:
+        from ..scenes import make_scene
+
+        scene = make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed, **s["scene"])
+    start, noise = s["init"]["start"], s["init"]["noise"]
+    if start == "weights":
+        init = prepare_init(cfg, w, None).astype(np.float64)
+    elif start == "tokens":
+        init = np.repeat(np.asarray(scene.tokens, dtype=np.float64)[None], cfg.levels, axis=0)
+    else:
+        init = np.zeros((cfg.levels, cfg.n_columns, cfg.dim))
+    if noise > 0:
+        rng = np.random.default_rng([seed, 0 if member is None else member, 1])
+        init = init + noise * rng.standard_normal(init.shape)
+    return cfg, w, scene, init
+
+
+def measure(spec: SweepSpec, cfg, w, ds, scene) -> dict:
+    """The kept summaries (and trajectories) of one simulated run."""
+    import analysis as an
+
+    keep = spec.keep
+    isl = an.islands(ds, time=-1, **keep["islands"])
+    out = {"island_count": isl["count"].values[-1].astype(np.int64)}
+    if scene is not None:
+        out["ari"] = an.agreement(ds, islands=isl)["ari"].values[-1].astype(np.float64)
+    conv = an.convergence(ds)
+    out["residual"] = conv["residual"].values[-1].astype(np.float64)
+    out["settled_step"] = conv["settled_step"].values.astype(np.int64)
+    out["rate"] = conv["rate"].values.astype(np.float64)
+    if keep["spectral_radius"]:
+        stab = an.stability(cfg, w, ds)
+        out["spectral_radius"] = np.float64(stab["spectral_radius"].values)
+        out["spectral_radius_transverse"] = np.float64(stab["spectral_radius_transverse"].values)
+    if keep["trajectories"]:
+        out["embedding"] = ds["embedding"].values
+        if scene is not None:
+            out["label"] = np.asarray(scene.labels, dtype=np.int64)
+    return out
+
+
+def simulate_run(spec: SweepSpec, index: int) -> dict:
+    """Simulate run ``index`` and measure it: arrays keyed by result variable name.
+
+    Deterministic: depends on the spec and ``index`` alone, never on scheduling.
+
+    Examples
+    --------
+    >>> from glomsim.sweep import load_spec
+    >>> spec = load_spec({"base": {"levels": 2, "dim": 4, "grid": [4, 4], "steps": 3},
+    ...                   "scene": False})
+    >>> sorted(simulate_run(spec, 0))
+    ['island_count', 'rate', 'residual', 'settled_step']
+    """
+    from ..simulation import simulate
+
+    cfg, w, scene, init = prepare_run(spec, index)
+    ds = simulate(cfg, w, inputs=scene, init=init, record_every=spec.keep["record_every"])
+    return measure(spec, cfg, w, ds, scene)
+
+
+def simulate_runs(spec: SweepSpec, indices) -> dict:
+    """Runs that share one sweep point (they differ by seed or member only), simulated as
+    one batched ensemble; {index: values}. Each member's trajectory is bit-identical to
+    its own :func:`simulate_run`, so batching never changes a result."""
+    from ..simulation import simulate_ensemble
+
+    prepared = [prepare_run(spec, i) for i in indices]
+    cfg = prepared[0][0]
+    scenes = [p[2] for p in prepared]
+    ens = simulate_ensemble(
+        cfg,
+        [p[1] for p in prepared],
+        inputs=None if scenes[0] is None else scenes,
+        init=np.stack([p[3] for p in prepared]),
+        record_every=spec.keep["record_every"],
+    )
+    out = {}
+    for m, (index, (cfg_m, w, scene, _)) in enumerate(zip(indices, prepared, strict=True)):
+        ds = ens.isel(member=m, drop=True)
+        ds.attrs["glomsim_config"] = cfg_m.to_json()
+        ds.attrs["weights_hash"] = w.content_hash()
+        out[index] = measure(spec, cfg_m, w, ds, scene)
+    return out
+
+
+def _quietly(func, *args):
+    # a run's result must not depend on the caller's warning filters (pytest turns some
+    # into errors; workers do not): floating-point trouble is judged by simulate's
+    # finite check
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return func(*args)
+
+
+def _run_group(spec: SweepSpec, store: str, layout, group: list[int]) -> list:
+    """Runs of one sweep point: one ensemble, or one by one when the ensemble fails, so
+    that each failure is attributed to its own run."""
+    batched = {}
+    if len(group) > 1:
+        try:
+            batched = _quietly(simulate_runs, spec, group)
+        except Exception:  # noqa: BLE001 - redo one by one to attribute the error
+            batched = {}
+    results = []
+    for index in group:
+        if index in batched:
+            values, error = batched[index], ""
+        else:
+            try:
+                values, error = _quietly(simulate_run, spec, index), ""
+            except Exception as exc:  # noqa: BLE001 - every failure is a result
+                values, error = None, one_line(f"{type(exc).__name__}: {exc}")
+        status = st.write_run(store, layout, index, values, error)
+        results.append((int(index), status, error))
+    return results
+
+
+def run_batch(spec: SweepSpec, store: str, indices) -> list[tuple[int, int, str]]:
+    """Run and write the runs ``indices`` that are not done yet; the task of one batch.
+
+    Each run's data is written to its own region, then its status: a run killed
+    between the two stays pending and is redone, identically, on resume. A run that
+    raises is recorded as failed with its error; the batch goes on.
+
+    Returns
+    -------
+    list of (index, status, error)
+        status 1 = done, 2 = failed (runs already done are skipped and not listed;
+        failed ones are run again, as ``run(..., retry_failed=True)`` asks).
+    """
+    import numba
+
+    layout = st.Layout(spec)
+    threads = numba.get_num_threads()
+    # one numba thread per task: the sweep is parallel over runs, and numba's threads
+    # beside other workers' made small runs 50x slower on 2 cores (set_num_threads is
+    # per calling thread, so this does not leak into other tasks)
+    numba.set_num_threads(1)
+    results = []
+    try:
+        pending = [int(i) for i in indices if st.read_status(store, layout, i) != st.DONE]
+        # runs at the same sweep point share a config: simulate them as one ensemble
+        groups: dict = {}
+        for index in pending:
+            groups.setdefault(spec.unravel(index)[0], []).append(index)
+        for group in groups.values():
+            results.extend(_run_group(spec, store, layout, group))
+    finally:
+        numba.set_num_threads(threads)
+    return results
