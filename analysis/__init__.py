@@ -14,6 +14,7 @@ from .hierarchy import adjusted_rand_index, agreement, hierarchy, purity
 # the module of the same name. Submodules import scipy/matplotlib inside functions.
 from .islands import islands
 from .stability import lyapunov, perturbation_recovery, stability
+from .summary import analyze_run, summarize
 
 __all__ = [
     "islands",
@@ -26,6 +27,8 @@ __all__ = [
     "perturbation_recovery",
     "lyapunov",
     "energy",
+    "summarize",
+    "analyze_run",
     "plot",
 ]
 
@@ -36,6 +39,3 @@ def __getattr__(name):
 
         return importlib.import_module(".plot", __name__)
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-
-
-from .summary import analyze_run, summarize  # noqa: E402, F401

@@ -18,14 +18,13 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
+from ._version import __version__
 from .config import Attention, GlomConfig, Mix
 
 # eager, and after the submodule import, so that ``glomsim.simulate`` is the function;
 # the module itself imports numba and xarray only inside functions
 from .simulation import SimulationDiverged, simulate, simulate_ensemble
 from .weights import GlomWeights, identity_weights, load_weights, random_weights
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Attention",

@@ -155,7 +155,7 @@ def create_dataset(
 
 def _run_attrs(cfg, weights, times, summaries_only: bool) -> dict:
     """A run's dataset attrs: its config, weights hash(es), version and history line."""
-    from . import __version__
+    from ._version import __version__
 
     if isinstance(weights, (list, tuple)):
         import hashlib

@@ -88,7 +88,7 @@ def annotate(ds, function: str):
 
 V = Variable
 # ----- coordinates -----------------------------------------------------------------------
-COORDS = ("time", "step", "level", "column", "feature", "y", "x", "member", "seed")
+COORDS = ("time", "step", "level", "column", "feature", "y", "x", "member", "seed", "point")
 register(
     V("time", ("time",), "int64", "step", "1", "step index; 0 is the initial state"),
     V(
@@ -106,6 +106,7 @@ register(
     V("x", ("column",), "float64", "x position", "grid units", "column position of each column"),
     V("member", ("member",), "int64", "ensemble member", "1", "index of an ensemble member"),
     V("seed", ("seed",), "int64", "seed", "1", "the run's config and weights seed"),
+    V("point", ("point",), "int64", "point", "1", "index of a point of a zip or random sweep"),
 )
 # ----- a run (simulate) ----------------------------------------------------------------------
 register(
@@ -248,6 +249,19 @@ _EACH_ISLAND = "columns in each island; 0 pads islands beyond count"
 _SHUFFLED = "after permuting the columns' embeddings over positions"
 _TRANSVERSE = "leading eigenvalues by modulus once the neutral subspace is factored out"
 # fmt: off
+_outputs("train", (
+    ("epoch", "epoch", "int64", "epoch", "1", "training epoch, from 1"),
+    ("net", "net", "str", "net", "1",
+     "which net made the prediction: bottom_up or top_down"),
+    ("reconstruction", "epoch level net", "float64", "reconstruction loss", "1",
+     "mean squared distance of the prediction to the level's target state"),
+    ("island", "epoch level net", "float64", "island loss", "1",
+     "mean squared distance of the prediction to its island's consensus"),
+    ("contrastive", "epoch level net", "float64", "contrastive loss", "1",
+     "mean squared hinge on cosine similarity to other islands' consensus"),
+    ("total", "epoch", "float64", "total loss", "1",
+     "weighted sum of all terms over levels and nets, mean over scenes"),
+))
 _outputs("islands", (
     ("labels", "time level column", "int64", "island", "1",
      "island of each column at each step and level, numbered 0, 1, ... in order of the "

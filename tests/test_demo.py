@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from glomsim.demo import run_demo
+from glomsim.cli.demo import run_demo
 
 
 def test_quick_demo_writes_figures_and_report(tmp_path):

@@ -13,23 +13,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("glomsim", "analysis")
 #: The only modules of glomsim that may import analysis: the sweep's per-run measuring
 #: and the CLI, which present measurements.
 MAY_IMPORT_ANALYSIS = ("glomsim.sweep.runs", "glomsim.cli")
-
-#: Imports known on this branch to close a cycle, which other parts of issue 12 remove:
-#: training reads the CLI's DEFAULT_RUN until training's loop leaves the CLI, and
-#: glomsim.dataset reads ``__version__`` from the package's ``__init__`` until it has a
-#: module of its own. The graph without them must have no cycle; the xfail test below,
-#: strict=False, passes (and its mark should go) once they are gone.
-KNOWN_CYCLE_EDGES = {("glomsim.train", "glomsim.cli"), ("glomsim.dataset", "glomsim")}
-#: Known imports of analysis from the core: the sweep's spec parsing runs a dry
-#: analysis.islands until the sweep's split; the demo draws figures until it joins the CLI.
-KNOWN_ANALYSIS_IMPORTERS = ("glomsim.sweep", "glomsim.demo")
 
 
 def _modules() -> dict[str, Path]:
@@ -154,10 +142,6 @@ def _within(module: str, prefixes) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
-def _without_known_edges(graph):
-    return {m: {e for e in edges if (m, e) not in KNOWN_CYCLE_EDGES} for m, edges in graph.items()}
-
-
 def test_the_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
     # analysis.islands imports the registry at the top; stability's set-up imports
@@ -169,16 +153,6 @@ def test_the_graph_sees_function_level_and_relative_imports():
 
 
 def test_no_import_cycles():
-    cycles = find_cycles(_without_known_edges(import_graph()))
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="glomsim.cli <-> glomsim.train (training's loop leaves the CLI) and glomsim <-> "
-    "glomsim.dataset (__version__ in the package __init__), both removed in issue 12",
-)
-def test_no_known_import_cycles_left():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
@@ -193,16 +167,6 @@ def _analysis_importers(graph, allowed):
     )
 
 
-def test_the_core_does_not_import_analysis():
-    bad = _analysis_importers(import_graph(), MAY_IMPORT_ANALYSIS + KNOWN_ANALYSIS_IMPORTERS)
-    assert not bad, f"modules of glomsim that import analysis: {bad}"
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="glomsim.sweep parses specs with a dry analysis.islands and glomsim.demo draws "
-    "figures, until the sweep's split and the demo's move to the CLI in issue 12",
-)
-def test_the_sweep_imports_analysis_only_to_measure():
+def test_the_core_imports_analysis_only_to_measure():
     bad = _analysis_importers(import_graph(), MAY_IMPORT_ANALYSIS)
     assert not bad, f"modules of glomsim that import analysis: {bad}"

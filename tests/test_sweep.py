@@ -467,15 +467,6 @@ def test_cli_subcommand(tmp_path, capsys):
     assert "sweep.mode" in capsys.readouterr().err
 
 
-def test_the_command_is_still_reachable_from_its_old_home(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="glomsim")
-    assert sweep.register_cli(parser.add_subparsers()).prog == "glomsim sweep"
-    spec = tmp_path / "s.toml"
-    spec.write_text('[base]\nlevels = 2\n[sweep]\nmode = "cube"\n')
-    assert sweep.main([str(spec), "-o", str(tmp_path / "o.zarr")]) == 2
-    assert "sweep.mode" in capsys.readouterr().err
-
-
 def test_example_spec_is_valid():
     from pathlib import Path
 

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         command.register(sub)
 
-    from ..sweep import register_cli as register_sweep
+    from .sweep import register as register_sweep
 
     register_sweep(sub)
     # a bad sweep spec is a ValueError naming the field: a usage error, exit code 2

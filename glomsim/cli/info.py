@@ -22,8 +22,8 @@ def _versions() -> dict:
     import numba
     import numpy as np
 
-    from .. import __version__
     from .._kernels.jit import CACHE
+    from .._version import __version__
 
     info = {
         "glomsim": __version__,

@@ -43,7 +43,6 @@ __all__ = [
     "load_spec",
     "run",
     "open_sweep",
-    "register_cli",
     "MODES",
     "SpecError",
     "summary_text",
@@ -51,19 +50,3 @@ __all__ = [
     "simulate_runs",
     "run_batch",
 ]
-
-
-def register_cli(subparsers):
-    """Add the ``glomsim sweep`` subcommand: :func:`glomsim.cli.sweep.register`, kept here
-    for the callers of its old home."""
-    from ..cli.sweep import register
-
-    return register(subparsers)
-
-
-def main(argv=None) -> int:
-    """``python -m glomsim.sweep``: :func:`glomsim.cli.sweep.main`, kept here for the
-    callers of its old home."""
-    from ..cli.sweep import main
-
-    return main(argv)

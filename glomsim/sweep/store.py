@@ -127,7 +127,7 @@ class Layout:
                 coords[a.name] = ((a.name,), _coord_array(a.coord_values), _axis_attrs(a))
         elif spec.axes:
             n = len(spec.points)
-            coords["point"] = (("point",), np.arange(n, dtype=np.int64), {"long_name": "point"})
+            coords["point"] = (("point",), np.arange(n, dtype=np.int64), attrs("point"))
             for a in spec.axes:
                 vals = [a.label_of(p[a.name]) for p in spec.points]
                 coords[a.name] = (("point",), _coord_array(vals), _axis_attrs(a))
@@ -152,7 +152,7 @@ class Layout:
         import dask.array as da
         import xarray as xr
 
-        from .. import __version__
+        from .._version import __version__
 
         spec = self.spec
         data_vars, encoding = {}, {}

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._validate import check_choice, check_int, check_real, not_allowed
 from ..config import GlomConfig
-from ..variables import Variable
+from ..variables import attrs
 from ..weights import GlomWeights, random_weights
 from .data import TARGETS, level_states, make_batch, to_examples
 from .losses import NETS, TERMS, TRAINED, loss_and_grads
@@ -22,46 +22,7 @@ __all__ = ["train"]
 
 _TERM_WEIGHTS = ("reconstruction_weight", "island_weight", "contrastive_weight")
 
-# The history's variables. TODO(coordinator): move these entries into glomsim.variables'
-# registry and read them here with glomsim.variables.attrs(name).
 _HISTORY_DIMS = ("epoch", "level", "net")
-_HISTORY_VARIABLES = {
-    v.name: v
-    for v in (
-        Variable(
-            "reconstruction",
-            _HISTORY_DIMS,
-            "float64",
-            "reconstruction loss",
-            "1",
-            "mean squared distance of the prediction to the level's target state",
-        ),
-        Variable(
-            "island",
-            _HISTORY_DIMS,
-            "float64",
-            "island loss",
-            "1",
-            "mean squared distance of the prediction to its island's consensus",
-        ),
-        Variable(
-            "contrastive",
-            _HISTORY_DIMS,
-            "float64",
-            "contrastive loss",
-            "1",
-            "mean squared hinge on cosine similarity to other islands' consensus",
-        ),
-        Variable(
-            "total",
-            ("epoch",),
-            "float64",
-            "total loss",
-            "1",
-            "weighted sum of all terms over levels and nets, mean over scenes",
-        ),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -194,8 +155,10 @@ def _history(hist, total_hist, settings, levels):
             "net": list(NETS),
         },
     )
-    for name, variable in _HISTORY_VARIABLES.items():
-        ds[name].attrs.update(variable.attrs())
+    # the loss terms get long_name, units and description from the registry, as before;
+    # the coordinates are left as they were (no attrs)
+    for name in (*TERMS, "total"):
+        ds[name].attrs.update(attrs(f"train.{name}"))
     ds.attrs.update(title="glomsim training history", training=json.dumps(settings))
     return ds
 
@@ -203,7 +166,7 @@ def _history(hist, total_hist, settings, levels):
 def _metadata(cfg, start, settings, hist, total_hist) -> dict:
     """The learned weights' ``meta``: every setting, the config, where training started
     and the last epoch's losses (finite ones only: strict JSON)."""
-    from .. import __version__
+    from .._version import __version__
 
     final = {
         t: {
