@@ -89,7 +89,7 @@ def test_one_bad_input_among_huge_finite_ones_is_found(small, bad):
     """Inputs are checked by one sum first: huge finite inputs overflow that sum without
     an error (even under np.errstate(all="raise")), and one NaN or inf among them is
     still named."""
-    from glomsim.simulation import prepare_inputs
+    from glomsim.inputs import prepare_inputs
 
     cfg, w = small
     big = np.full((cfg.n_columns, cfg.dim), 3e38, dtype=np.float32)
@@ -298,7 +298,7 @@ def test_reused_plans_leak_nothing_between_runs():
 
     import numba
 
-    from glomsim.simulation import _PLANS
+    from glomsim._engine import idle_plans
 
     cfg = gs.GlomConfig(levels=3, dim=8, grid=(5, 5), steps=4, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
@@ -309,7 +309,7 @@ def test_reused_plans_leak_nothing_between_runs():
     gs.simulate(cfg, w, inputs=inputs[1], steps=2)
     again = gs.simulate(cfg, w, inputs=inputs[0]).embedding.values
     np.testing.assert_array_equal(again, first)
-    assert any(key[0] == cfg for key in _PLANS)  # a plan was left for reuse
+    assert any(key[0] == cfg for key in idle_plans())  # a plan was left for reuse
     want = reference.simulate(cfg, w, inputs[0], first[0])
     np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
     serial = [gs.simulate(cfg, w, inputs=u).embedding.values for u in inputs]
