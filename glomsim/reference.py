@@ -1,7 +1,8 @@
 """The GLOM update rule in plain numpy: the executable specification.
 
-Written to be read, not to be fast. Every line follows ``ARCHITECTURE.md``; the numba
-kernels in :mod:`glomsim._kernels` are tested against these functions.
+Written to be read, not to be fast: the rule as docs/update-rule.md states it. The numba
+primitives in :mod:`glomsim._kernels` (nets, attention, normalisation, the step) are
+tested against these functions; a new attention kernel or activation starts here.
 
 State ``E`` has shape (levels, columns, dim). One step::
 

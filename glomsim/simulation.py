@@ -8,6 +8,7 @@ import numpy as np
 from ._validate import check_bool, check_int, check_real, not_allowed
 from .config import GlomConfig
 from .inputs import (
+    ensemble_inputs,
     initial_state,
     prepare_init,  # noqa: F401 - its old home; it lives in glomsim.inputs
     prepare_inputs,
@@ -262,8 +263,6 @@ def simulate_ensemble(
     >>> ds.embedding.dims
     ('member', 'time', 'level', 'column', 'feature')
     """
-    from .inputs import ensemble_inputs
-
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
     M = _ensemble_size(weights, members, inputs, init)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import runtime
+from ..runtime import stepping
 from .custom import custom_step
 from .recorders import sum_squares
 
@@ -35,7 +35,7 @@ def integrate(plan, state0, tokens, steps: int, recorder, *, rule=None, settle=N
     rec = recorder.start(state0, steps, plan.cfg.top_down_delay)
     members = state0.ndim == 4
     try:
-        with runtime.stepping(plan.work_per_step(), numpy_blas=rule is not None):
+        with stepping(plan.work_per_step(), numpy_blas=rule is not None):
             if rec.in_numba and rule is None and settle is None and progress is None:
                 # nothing to do between steps in Python: the whole run is one numba call,
                 # so threads go from one step to the next without sleeping (~15% of a

@@ -10,13 +10,13 @@ import math
 
 import numpy as np
 
-from .. import runtime
 from .._kernels import ids
 from .._kernels.args import AttentionTables, Buffers, Maths, Norm, Scratch
 from .._kernels.nets import POLY_F32
 from ..config import GlomConfig
 from ..neighbours import neighbour_csr
 from ..reference import GLOM_PYTORCH_SELF_SCORE, LAYERNORM_EPS, bounded_tolerance
+from ..runtime import max_threads
 
 __all__ = ["attention_tables", "norm_of", "maths_of", "params_of", "is_dense", "buffers"]
 
@@ -82,7 +82,7 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
     shape = (2, 1, 1, 1, 1, 1) if identity else (2, splits, L, M, N, D)
     # per-thread scratch, one slot for every thread numba can ever run, so that a thread
     # count raised after planning is no error
-    T = runtime.max_threads()
+    T = max_threads()
     net_rows = 1 if identity else split.group * split.block
     hc = 1 if identity else H // splits
     dense_n = N if any(is_dense(cfg.attention_at(level)) for level in range(L)) else 1
