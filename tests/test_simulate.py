@@ -177,6 +177,25 @@ def test_numba_jitted_rule_runs():
     assert np.allclose(ds.embedding.values[-1], 1.0)
 
 
+def test_a_progress_meter_is_told_of_every_step(small):
+    """``progress`` may be a meter (update(n), close()) as well as True; the run is the same."""
+    cfg, w = small
+
+    class Meter:
+        steps, closed = 0, False
+
+        def update(self, n):
+            self.steps += n
+
+        def close(self):
+            self.closed = True
+
+    meter = Meter()
+    ds = gs.simulate(cfg, w, progress=meter)
+    assert meter.steps == cfg.steps and meter.closed
+    np.testing.assert_array_equal(ds.embedding.values, gs.simulate(cfg, w).embedding.values)
+
+
 def test_rule_with_wrong_shape_is_reported():
     cfg = gs.GlomConfig(levels=1, dim=3, grid=(2, 2), steps=2)
     with pytest.raises(ValueError, match="rule returned shape"):
