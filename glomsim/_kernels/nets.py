@@ -8,7 +8,7 @@ float32's resolution of the GELU output) that LLVM vectorises: about 0.3 ns an e
 float64 keeps libm's erf so that float64 runs match the reference to 1e-10.
 
 An activation is one primitive here, one id in :mod:`.ids` and one branch in
-:func:`activate_rows`; its readable twin lives in :mod:`glomsim.reference`.
+:func:`net_rows`; its readable twin lives in :mod:`glomsim.reference`.
 """
 
 import math
@@ -85,19 +85,16 @@ def gelu_rows(h, b, fast, c, gc):
                 row[k] = half * z * (one + math.erf(z * inv_sqrt2))
 
 
-@njit
-def activate_rows(h, b, act, maths):
-    """h <- act(h + b) in place, ``act`` an activation id (:mod:`.ids`)."""
-    fast, poly, gelu = maths
-    if act == GELU:
-        gelu_rows(h, b, fast, poly, gelu)
-
-
-@njit
+# inlined into the step (as its code was before it had a name): no function of its own to
+# compile on a cold start
+@njit(inline="always")
 def net_rows(x, w1, b1, w2, act, maths, h, y):
-    """y <- act(x @ w1 + b1) @ w2 for a block of rows (the last bias is left to the
-    caller, which adds it once over the hidden chunks); ``h`` is scratch for the hidden
-    units. Both products are single-threaded BLAS calls."""
+    """y <- act(x @ w1 + b1) @ w2 for a block of rows, ``act`` an activation id
+    (:mod:`.ids`; the last bias is left to the caller, which adds it once over the hidden
+    chunks); ``h`` is scratch for the hidden units. Both products are single-threaded
+    BLAS calls."""
+    fast, poly, gelu = maths
     np.dot(x, w1, h)
-    activate_rows(h, b1, act, maths)
+    if act == GELU:
+        gelu_rows(h, b1, fast, poly, gelu)
     np.dot(h, w2, y)

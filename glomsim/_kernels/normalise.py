@@ -9,7 +9,8 @@ from .ids import L2, LAYERNORM
 from .jit import njit, prange
 
 
-@njit
+# inlined into the step, where its code was: no function of its own to compile
+@njit(inline="always")
 def normalise_row(orow, norm_id, eps):
     """orow <- its normalisation ``norm_id`` (:mod:`.ids`; none leaves it); ``eps`` is
     layernorm's, in the row's dtype. A zero row stays zero under l2."""

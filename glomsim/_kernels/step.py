@@ -288,7 +288,7 @@ def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, spli
     return failed
 
 
-@njit
+@njit(inline="always")
 def _tasks_below(tasks, members):
     """The net tasks whose first member is below ``members`` (a last, shorter chunk)."""
     keep = 0
@@ -304,7 +304,7 @@ def _tasks_below(tasks, members):
     return short
 
 
-@njit
+@njit(inline="always")
 def _first_failure(nonfinite, levels, members, blocks):
     """The lowest failing member of a step, then its lowest level (tasks are numbered
     level-major); (members, levels) while every state is finite."""
