@@ -20,7 +20,7 @@ __all__ = ["simulate", "simulate_ensemble", "SimulationDiverged"]
 
 class SimulationDiverged(FloatingPointError):
     """The state became non-finite. ``step`` and ``level`` say where; ``partial`` holds the
-    Dataset of the steps computed before it (or None when the rule raised at step 1)."""
+    Dataset of what was kept of the steps computed before it."""
 
     def __init__(self, message, *, step, level, partial=None):
         super().__init__(message)

@@ -48,10 +48,9 @@ class Plan:
         counted once: they never change after planning (the pool asks after every run,
         ~30 us a time right after a kernel)."""
         if self._nbytes is None:
-            held = [*self.bufs[:6], *self.bufs.scratch, *self.attn[:6]]
-            if self._with_att is not None:
-                held.append(self._with_att.att_out)
-            self._nbytes = sum(a.nbytes for a in held)
+            bufs = self._with_att or self.bufs  # the same buffers, and attention kept
+            held = (*bufs, *bufs.scratch, *self.attn)
+            self._nbytes = sum(a.nbytes for a in held if isinstance(a, np.ndarray))
         return self._nbytes
 
     def attach(self, weights):
