@@ -159,7 +159,7 @@ def _glom_pair(dim, levels, side, radius, patch=2, seed=0):
 def bench_config(name, threads, repeats, with_reference):
     import glomsim as gs
     from glomsim import reference
-    from glomsim.simulation import prepare_init
+    from glomsim.inputs import prepare_init
 
     dim, levels, side, radius, iters = CONFIGS[name]
     n = side * side
@@ -233,11 +233,11 @@ def _peak_traced(fns):
     the timings: tracing slows allocation."""
     import tracemalloc
 
-    from glomsim.simulation import _forget_plans
+    from glomsim._engine import forget_plans
 
     peaks = {}
     for name, fn in fns.items():
-        _forget_plans()  # an idle plan from the timings would hide the run's buffers
+        forget_plans()  # an idle plan from the timings would hide the run's buffers
         tracemalloc.start()
         fn()
         peaks[name] = tracemalloc.get_traced_memory()[1] / 2**20
@@ -398,8 +398,8 @@ cfg = gs.GlomConfig(levels=5, dim=64, grid=(side, side), steps=steps,
                     attention=gs.Attention(radius=2.0))
 w = gs.random_weights(cfg, seed=0)
 gs.simulate(cfg, w, steps=2)  # compile (LLVM's own peak is not the run's)
-from glomsim.simulation import _forget_plans
-_forget_plans()  # the run's buffers count: no idle plan left by the compile run
+from glomsim._engine import forget_plans
+forget_plans()  # the run's buffers count: no idle plan left by the compile run
 tracemalloc.start()  # numpy's allocations are traced; numba's small temporaries are not
 if every:
     ds = gs.simulate(cfg, w, record_every=every)

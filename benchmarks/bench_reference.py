@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 import glomsim as gs
 from glomsim import reference
-from glomsim.simulation import prepare_init
+from glomsim.inputs import prepare_init
 
 CONFIG = dict(
     levels=5,

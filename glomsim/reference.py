@@ -1,7 +1,8 @@
 """The GLOM update rule in plain numpy: the executable specification.
 
-Written to be read, not to be fast. Every line follows ``ARCHITECTURE.md``; the numba
-kernels in :mod:`glomsim._kernels` are tested against these functions.
+Written to be read, not to be fast: the rule as docs/update-rule.md states it. The numba
+primitives in :mod:`glomsim._kernels` (nets, attention, normalisation, the step) are
+tested against these functions; a new attention kernel or activation starts here.
 
 State ``E`` has shape (levels, columns, dim). One step::
 
@@ -68,10 +69,11 @@ def mlp(x, w1, b1, w2, b2):
 
 
 def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean (N, N): j is in i's neighbourhood iff ``|pos_i - pos_j| <= radius`` (closed ball)."""
-    diff = positions[:, None, :] - positions[None, :, :]
-    dist = np.sqrt((diff**2).sum(-1))
-    return dist <= radius
+    """Boolean (N, N): j is in i's neighbourhood iff ``|pos_i - pos_j| <= radius`` (closed
+    ball; :func:`glomsim.neighbours.within_radius`, the one home of that formula)."""
+    from .neighbours import within_radius
+
+    return within_radius(positions, radius)
 
 
 def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np.ndarray:

@@ -73,13 +73,13 @@ def test_shared_nets_batched_across_members_match_single_runs(dtype, tol):
 def _chunked_case():
     """10 members of 64 KB of float64 state: the in-numba run takes them 4 at a time
     (chunks 0-3, 4-7, 8-9), in whole groups of 4 members for the nets."""
-    from glomsim.simulation import _Plan
+    from glomsim._engine import Plan
 
     cfg = gs.GlomConfig(levels=2, dim=64, grid=(8, 8), steps=3, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
     w = gs.random_weights(cfg, seed=5)
-    plan = _Plan(cfg, w, members=10)
-    assert (plan.chunk, plan.group) == (4, 4)  # else this test no longer tests chunks
+    plan = Plan(cfg, w, members=10)
+    assert (plan.split.chunk, plan.split.group) == (4, 4)  # else this test no longer tests chunks
     inputs = np.random.default_rng(6).standard_normal((10, 64, 64))
     return cfg, w, inputs
 
@@ -111,11 +111,11 @@ def test_divergence_in_any_chunk_names_the_first_member(bad):
 
 def test_members_with_their_own_weights_run_in_chunks_equal_single_runs():
     """Per-member nets and positional codes are sliced with each chunk of members."""
-    from glomsim.simulation import _Plan
+    from glomsim._engine import Plan
 
     cfg, _, inputs = _chunked_case()
     ws = [gs.random_weights(cfg, seed=10 + m) for m in range(10)]
-    assert _Plan(cfg, ws, members=10).chunk == 4
+    assert Plan(cfg, ws, members=10).split.chunk == 4
     ds = gs.simulate_ensemble(cfg, ws, inputs=inputs)
     for m in range(10):
         one = gs.simulate(cfg, ws[m], inputs=inputs[m])

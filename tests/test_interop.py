@@ -28,7 +28,7 @@ CONFIGS = [
 
 
 def agreement(a, b):
-    """max|a - b| / max(max|b|, 1) over the whole array (ARCHITECTURE.md)."""
+    """max|a - b| / max(max|b|, 1) over the whole array (the project's measure of numerical agreement)."""
     return np.abs(a - b).max() / max(np.abs(b).max(), 1.0)
 
 

@@ -1,4 +1,6 @@
-"""Each numba kernel against the naive loops of tests/naive.py, on many shapes."""
+"""Each numba kernel against the naive loops of tests/naive.py, on many shapes: the
+primitives called directly (through the small builders of tests/kernel_args.py), the
+fused step through a plan."""
 
 import math
 
@@ -8,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import glomsim as gs
+from glomsim._engine import Plan
 from glomsim.neighbours import neighbour_csr
-from glomsim.simulation import _Plan
 
-from . import naive
+from . import kernel_args, naive
 
 KERNELS = ["dot", "cosine", "gaussian", "bounded", "glom_pytorch"]
 
@@ -32,9 +34,7 @@ def test_mlp_matches_naive(dtype, tol, n, d, h, seed):
     cfg = gs.GlomConfig(levels=1, dim=d, positions=np.zeros((n, 2)), hidden=h, dtype=dtype)
     w = gs.random_weights(cfg, seed=seed)
     x = rng.standard_normal((n, d)) * 2
-    plan = _Plan(cfg, w)
-    pre, bias = plan.bottom_up(x.astype(dtype), 0)
-    got = pre + bias
+    got = kernel_args.net(cfg, w, x.astype(dtype), "bu", 0)
     want = naive.mlp(x.astype(dtype).astype(float), w.bu_w1[0], w.bu_b1[0], w.bu_w2[0], w.bu_b2[0])
     assert _rel(got, want) < tol
 
@@ -65,8 +65,7 @@ def test_attention_matches_naive(
     if rounded:  # exact ties and exactly-epsilon distances
         x = np.round(x)
     x = x.astype(dtype)
-    plan = _Plan(cfg, gs.identity_weights(cfg))
-    got = plan.attention(x, 0, np.empty_like(x))
+    got = kernel_args.attend(cfg, x)
     want = naive.attend(
         x.astype(float), cfg.position_array(), kernel, beta, epsilon, radius, include_self
     )
@@ -88,10 +87,10 @@ def test_attention_matches_naive(
 def _fused_attention(cfg, x):
     """The fused step's attention contribution alone: identity nets, a mix of attention
     only and no normalisation make the new level-0 state equal to it."""
-    plan = _Plan(cfg, gs.identity_weights(cfg))
+    plan = Plan(cfg, gs.identity_weights(cfg))
     state = x[None].copy()  # (levels=1, N, D)
     out = np.empty_like(state)
-    plan.fused_step(state, state, x, 1, out)
+    plan.step(state, state, x, 1, out)
     return out[0]
 
 
@@ -165,11 +164,11 @@ def test_combine_matches_naive(norm, dtype, tol):
     for w in ([1, 1, 1, 1], [0.5, 0, 2, 1], [0, 0, 1, 3], [2, 1, 0, 0]):
         cfg = gs.GlomConfig(levels=2, dim=d, grid=(1, n), dtype=dtype, normalize=norm,
                             mix=gs.Mix(*w), attention=gs.Attention(radius=0.0))  # fmt: skip
-        plan = _Plan(cfg, gs.identity_weights(cfg))
+        plan = Plan(cfg, gs.identity_weights(cfg))
         state = np.stack([prev, rng.standard_normal((n, d)).astype(dtype)])
         delayed = np.stack([state[0], td])
         out = np.empty_like(state)
-        plan.fused_step(state, delayed, bu, 1, out)
+        plan.step(state, delayed, bu, 1, out)
         want = naive.combine(prev, bu, td, prev, w, norm)
         assert _rel(out[0], want) < tol
         if norm == "l2":

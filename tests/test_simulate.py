@@ -89,7 +89,7 @@ def test_one_bad_input_among_huge_finite_ones_is_found(small, bad):
     """Inputs are checked by one sum first: huge finite inputs overflow that sum without
     an error (even under np.errstate(all="raise")), and one NaN or inf among them is
     still named."""
-    from glomsim.simulation import prepare_inputs
+    from glomsim.inputs import prepare_inputs
 
     cfg, w = small
     big = np.full((cfg.n_columns, cfg.dim), 3e38, dtype=np.float32)
@@ -175,6 +175,25 @@ def test_numba_jitted_rule_runs():
     cfg = gs.GlomConfig(levels=2, dim=3, grid=(2, 2), steps=3, dtype="float64")
     ds = gs.simulate(cfg, gs.identity_weights(cfg), init=np.ones((2, 4, 3)), rule=rule)
     assert np.allclose(ds.embedding.values[-1], 1.0)
+
+
+def test_a_progress_meter_is_told_of_every_step(small):
+    """``progress`` may be a meter (update(n), close()) as well as True; the run is the same."""
+    cfg, w = small
+
+    class Meter:
+        steps, closed = 0, False
+
+        def update(self, n):
+            self.steps += n
+
+        def close(self):
+            self.closed = True
+
+    meter = Meter()
+    ds = gs.simulate(cfg, w, progress=meter)
+    assert meter.steps == cfg.steps and meter.closed
+    np.testing.assert_array_equal(ds.embedding.values, gs.simulate(cfg, w).embedding.values)
 
 
 def test_rule_with_wrong_shape_is_reported():
@@ -298,7 +317,7 @@ def test_reused_plans_leak_nothing_between_runs():
 
     import numba
 
-    from glomsim.simulation import _PLANS
+    from glomsim._engine import idle_plans
 
     cfg = gs.GlomConfig(levels=3, dim=8, grid=(5, 5), steps=4, dtype="float64",
                         attention=gs.Attention(kernel="glom_pytorch"))  # fmt: skip
@@ -309,7 +328,7 @@ def test_reused_plans_leak_nothing_between_runs():
     gs.simulate(cfg, w, inputs=inputs[1], steps=2)
     again = gs.simulate(cfg, w, inputs=inputs[0]).embedding.values
     np.testing.assert_array_equal(again, first)
-    assert any(key[0] == cfg for key in _PLANS)  # a plan was left for reuse
+    assert any(key[0] == cfg for key in idle_plans())  # a plan was left for reuse
     want = reference.simulate(cfg, w, inputs[0], first[0])
     np.testing.assert_allclose(first, want, rtol=1e-10, atol=1e-12)
     serial = [gs.simulate(cfg, w, inputs=u).embedding.values for u in inputs]

@@ -158,7 +158,7 @@ def test_stop_when_settled_stops_where_the_full_run_does():
 
 
 def test_memory_does_not_grow_with_the_trajectory():
-    from glomsim.simulation import _forget_plans
+    from glomsim._engine import forget_plans
 
     cfg = gs.GlomConfig(
         levels=1,
@@ -173,7 +173,7 @@ def test_memory_does_not_grow_with_the_trajectory():
     gs.simulate(cfg, w)
 
     def peak(**kwargs):
-        _forget_plans()  # the run's own buffers count, not an idle plan's
+        forget_plans()  # the run's own buffers count, not an idle plan's
         tracemalloc.start()
         try:
             gs.simulate(cfg, w, **kwargs)

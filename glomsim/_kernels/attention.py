@@ -1,90 +1,271 @@
-"""Attention kernels: local attention over a CSR neighbour list, and the row softmax of
-the dense (global) path. Kernel ids: 0 dot, 1 cosine, 2 gaussian, 3 bounded, 4 glom_pytorch.
+"""Attention primitives: the norms of a block of rows, one column's attention over its
+CSR neighbours (O(k D)), and a block of rows of global attention through one BLAS
+product with a vectorised softmax. The fused step (:mod:`.step`) and the custom-rule
+path both run these; their readable twin is :func:`glomsim.reference.attention`.
 
-Scalars arrive in ``params`` (an array of the state's dtype) so that float32 runs stay in
-float32: [beta, bounded threshold, 1/sqrt(D), glom-pytorch self score, 1e-12].
+Kernel ids and the slots of the parameter row ``p`` come from :mod:`.ids`. Adding a
+kernel means one id there, one branch in :func:`local_row` (and in :func:`dense_block`
+if it has a dense path), and its readable version in :mod:`glomsim.reference`.
 """
 
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import intrinsic
 
-from .fused import _local_row
-from .jit import njit, prange
+from .ids import (
+    BETA,
+    BOUND,
+    BOUNDED,
+    COSINE,
+    DOT,
+    GAUSSIAN,
+    GLOM_PYTORCH,
+    INF,
+    INV_SQRT_D,
+    ONE,
+    SELF_SCORE,
+    SHIFT_MAX,
+    TINY,
+    TWO,
+)
+from .jit import REASSOC, njit
 
-DOT, COSINE, GAUSSIAN, BOUNDED, GLOM_PYTORCH = 0, 1, 2, 3, 4
 
-
-@njit(parallel=True)
-def row_norms(x, out):
-    n, d = x.shape
-    for i in prange(n):
-        s = x[i, 0] - x[i, 0]
-        for k in range(d):
+@njit(fastmath=REASSOC)
+def key_rows(x, r0, r1, normalise_keys, tiny, norms, sqnorms, inv_norms):
+    """Norms and squared norms of rows r0..r1 of ``x`` and, with ``normalise_keys`` (the
+    glom_pytorch kernel, whose keys are x_j / max(|x_j|, tiny)), those scales in
+    ``inv_norms``. Dense attention multiplies by x itself and scales column j of the
+    scores by inv_norms[j] in the softmax pass: transposing normalised keys had cost
+    0.85 ns an entry, more than BLAS gains from a plain (D, N) operand."""
+    D = x.shape[1]
+    one = tiny / tiny
+    for i in range(r0, r1):
+        s = tiny - tiny
+        for k in range(D):
             s += x[i, k] * x[i, k]
-        out[i] = math.sqrt(s)
+        nrm = math.sqrt(s)
+        norms[i] = nrm
+        sqnorms[i] = s
+        if normalise_keys:
+            inv_norms[i] = one / (nrm if nrm > tiny else tiny)
 
 
-@njit(parallel=True)
-def local_attention(x, indptr, indices, kernel, self_excluded, params, norms, scores, out):
-    """out[i] = sum_j A[i, j] x[j] over j in indices[indptr[i]:indptr[i+1]], columns in
-    parallel (the row itself is :func:`glomsim._kernels.fused._local_row`).
-
-    For glom_pytorch with ``self_excluded`` the neighbour list still holds i, scored
-    with params[3]; for the other kernels the list already leaves i out. A column with
-    no attended neighbour gets its own embedding. ``scores`` is scratch of length nnz
-    (each column writes only its own segment, so threads never share a slot).
-    """
-    for i in prange(x.shape[0]):
-        _local_row(
-            x, i, indptr, indices, kernel, self_excluded, params, norms,
-            scores[indptr[i] : indptr[i + 1]], out[i],
-        )  # fmt: skip
-
-
-@njit(parallel=True)
-def softmax_rows(s, row0, kernel, self_excluded, params, norms, sqnorms, lonely):
-    """Turn a block of raw Gram scores s[r, j] = x[row0 + r] . key[j] into attention
-    weights in place (global neighbourhood). ``lonely[r]`` is set when the row attends
-    to no one (only possible with one column and self excluded)."""
-    nr, n = s.shape
-    beta = params[0]
-    inv_sqrt_d = params[2]
-    self_score = params[3]
+@njit(fastmath=REASSOC)
+def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, out_row):  # noqa: C901
+    """out_row <- the attention of column i: sum_j A[i, j] x[j] over j in
+    indices[indptr[i]:indptr[i+1]]. For glom_pytorch with ``self_excluded`` the list
+    still holds i, scored with the self-score slot; for the other kernels the list
+    already leaves i out. A column with no attended neighbour gets its own embedding.
+    ``scores`` is scratch of at least the list's length."""
+    D = x.shape[1]
+    beta, bound, inv_sqrt_d = p[BETA], p[BOUND], p[INV_SQRT_D]
+    self_score, tiny = p[SELF_SCORE], p[TINY]
+    start = indptr[i]
+    end = indptr[i + 1]
     zero = beta - beta
-    for r in prange(nr):
-        i = row0 + r
-        m = -np.inf
-        for j in range(n):
-            g = s[r, j]
+    for k in range(D):
+        out_row[k] = zero
+    if end == start:
+        for k in range(D):
+            out_row[k] = x[i, k]
+        return
+    if kernel == BOUNDED:
+        count = 0
+        for q in range(start, end):
+            j = indices[q]
+            s = zero
+            for k in range(D):
+                diff = x[i, k] - x[j, k]
+                s += diff * diff
+            if math.sqrt(s) <= bound:
+                count += 1
+                for k in range(D):
+                    out_row[k] += x[j, k]
+        if count == 0:
+            for k in range(D):
+                out_row[k] = x[i, k]
+        else:
+            for k in range(D):
+                out_row[k] = out_row[k] / count
+        return
+    for q in range(start, end):
+        j = indices[q]
+        if kernel == GAUSSIAN:
+            s = zero
+            for k in range(D):
+                diff = x[i, k] - x[j, k]
+                s += diff * diff
+            score = -beta * s
+        else:
+            s = zero
+            for k in range(D):
+                s += x[i, k] * x[j, k]
             if kernel == DOT:
-                score = beta * g
+                score = beta * s
             elif kernel == COSINE:
                 den = norms[i] * norms[j]
-                score = beta * (g / den) if den > 0 else zero
-            elif kernel == GAUSSIAN:
-                # |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; the |x_i|^2 term cancels in softmax
-                score = -beta * (sqnorms[j] - 2 * g)
-            else:  # GLOM_PYTORCH: s already holds x_i . key_j
-                score = beta * g * inv_sqrt_d
-            if j == i and self_excluded:
-                if kernel == GLOM_PYTORCH:
+                score = beta * (s / den) if den > 0 else zero
+            else:
+                if self_excluded and j == i:
                     score = self_score
                 else:
-                    score = -np.inf
-            s[r, j] = score
-            if score > m:
-                m = score
-        if m == -np.inf:
-            lonely[r] = True
-            for j in range(n):
-                s[r, j] = zero
+                    score = beta * (s / max(norms[j], tiny)) * inv_sqrt_d
+        scores[q - start] = score
+    # the running maximum starts from a score, not -inf: a float64 -inf made the softmax
+    # and the weighted sum run in float64 (2x slower for float32 states)
+    m = scores[0]
+    for q in range(1, end - start):
+        m = scores[q] if scores[q] > m else m
+    total = zero
+    for q in range(end - start):
+        e = math.exp(scores[q] - m)
+        scores[q] = e
+        total += e
+    for q in range(start, end):
+        j = indices[q]
+        a = scores[q - start] / total
+        for k in range(D):
+            out_row[k] += a * x[j, k]
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """The float32 whose IEEE 754 bits are the low 32 bits of the integer ``bits`` (a
+    truncation and a bitcast, both vectorisable; numba widens int32 sums to int64)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        low = args[0]
+        if bits.bitwidth > 32:
+            low = builder.trunc(low, context.get_value_type(types.int32))
+        return builder.bitcast(low, context.get_value_type(types.float32))
+
+    return types.float32(bits), codegen
+
+
+@njit(fastmath=REASSOC, inline="always")
+def exp_row(row, scale, cols, by_cols, shift, self_j, self_value, fast, ec):
+    """row[j] <- exp(scale c_j row[j] - shift), c_j = cols[j] if ``by_cols`` else 1, and
+    exp(self_value) at j == self_j (-1: none); returns the sum. Every argument of exp is
+    <= 0 up to rounding.
+
+    One branch-free pass that LLVM vectorises. ``fast`` (float32): 2^n 2^f with
+    n = round(x log2 e), |f| <= 1/2, 2^f by its Taylor series to f^6 (relative error
+    < 4e-6 near underflow, ~1e-7 elsewhere) and 2^n built from its exponent bits; below
+    -87 the result is 0. Otherwise libm's exp (float64 runs match the reference to 1e-10).
+    """
+    n = row.shape[0]
+    zero = shift - shift
+    total = zero
+    one = ec[16]
+    if fast:
+        log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
+        xmin, ehalf, eone = ec[24], ec[14], one
+        for jj in range(n):
+            cj = cols[jj] if by_cols else one
+            x0 = self_value if jj == self_j else scale * cj * row[jj] - shift
+            xx = x0 if x0 > xmin else xmin
+            tt = xx * log2e
+            nn = np.floor(tt + ehalf)  # float32; math.floor gives an int64 and float64 after
+            fr = (tt - nn) * ln2
+            pw = eone + fr * (eone + fr * (k2 + fr * (k3 + fr * (k4 + fr * (k5 + fr * k6)))))
+            ee = pw * _f32_from_bits((np.int32(nn) + np.int32(127)) << np.int32(23))
+            ee = ee if x0 > xmin else zero
+            row[jj] = ee
+            total += ee
+    else:
+        for jj in range(n):
+            cj = cols[jj] if by_cols else one
+            x0 = self_value if jj == self_j else scale * cj * row[jj] - shift
+            ee = math.exp(x0)
+            row[jj] = ee
+            total += ee
+    return total
+
+
+@njit(fastmath=REASSOC)
+def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att, fast, ec, s):  # noqa: C901
+    """Global softmax attention of rows r0.. of x: S = x_block x^T, softmax, S x.
+
+    The kernel is chosen once per row, outside the loop over columns, so each loop is a
+    plain vectorisable pass (glom_pytorch's unit keys scale column j by inv_norms[j] there).
+    The dot and glom_pytorch kernels (and cosine) shift each row by a bound on its scores
+    instead of their maximum (Cauchy-Schwarz: |beta| |x_i| max|x_j|, |beta| |x_i| / sqrt(D)
+    with unit keys, |beta|), so that scaling, the self entry and exp are one pass; when
+    that bound exceeds the shift-max slot (``ids.BOUND_SHIFT_MAX``) (and for the gaussian kernel) the row's maximum
+    is taken instead. The shift cancels in the softmax.
+    """
+    m = att.shape[0]
+    N = x.shape[0]
+    beta, inv_sqrt_d, self_score = p[BETA], p[INV_SQRT_D], p[SELF_SCORE]
+    one, two, limit, inf = p[ONE], p[TWO], p[SHIFT_MAX], p[INF]  # x's dtype: zero + 1 is a float64
+    zero = beta - beta
+    np.dot(x[r0 : r0 + m], x.T, s)  # s: (m, N) scratch
+    maxnorm = zero
+    if kernel == DOT:
+        for j in range(N):
+            maxnorm = norms[j] if norms[j] > maxnorm else maxnorm
+    by_cols = kernel == GLOM_PYTORCH
+    lonely = False
+    for r in range(m):
+        i = r0 + r
+        row = s[r]
+        scale = one
+        bound = inf  # no bound: take the maximum
+        if kernel == DOT:
+            scale = beta
+            bound = abs(beta) * norms[i] * maxnorm
+        elif kernel == GLOM_PYTORCH:
+            scale = beta * inv_sqrt_d
+            bound = abs(scale) * norms[i]
+        elif kernel == COSINE:
+            ni = norms[i]
+            for j in range(N):
+                den = ni * norms[j]
+                row[j] = beta * (row[j] / den) if den > 0 else zero
+            bound = abs(beta)
+        else:  # gaussian: |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 g; |x_i|^2 cancels
+            for j in range(N):
+                row[j] = -beta * (sqnorms[j] - two * row[j])
+        own = self_score if kernel == GLOM_PYTORCH else -inf
+        if bound <= limit:
+            # bound >= 0 >= the glom_pytorch self score
+            total = exp_row(row, scale, inv_norms, by_cols, bound,
+                             i if self_excluded else -1, own - bound, fast, ec)  # fmt: skip
+        else:
+            if by_cols:
+                for j in range(N):
+                    row[j] = scale * inv_norms[j] * row[j]
+            elif scale != one:
+                for j in range(N):
+                    row[j] = scale * row[j]
+            if self_excluded:
+                row[i] = own
+            mx = row[0]  # not -inf, a float64: see local_row
+            for j in range(1, N):
+                mx = row[j] if row[j] > mx else mx
+            if mx == -inf:  # every entry excluded: a column alone keeps its state
+                for j in range(N):
+                    row[j] = zero
+                lonely = True
+                continue
+            total = exp_row(row, one, inv_norms, False, mx, -1, zero, fast, ec)
+        if total == 0:  # every entry excluded (the bound's largest term is >= e^-60)
+            lonely = True
             continue
-        lonely[r] = False
-        total = zero
-        for j in range(n):
-            e = math.exp(s[r, j] - m)
-            s[r, j] = e
-            total += e
-        for j in range(n):
-            s[r, j] = s[r, j] / total
+        inv = one / total
+        for j in range(N):
+            row[j] = row[j] * inv
+    np.dot(s, x, att)
+    if lonely:
+        for r in range(m):
+            t = zero
+            for j in range(N):
+                t += s[r, j]
+            if t == 0:
+                for k in range(x.shape[1]):
+                    att[r, k] = x[r0 + r, k]

@@ -21,7 +21,7 @@ __all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch
 
 def prepare_run(spec: SweepSpec, index: int):
     """(config, weights, scene, init) of run ``index``: from the spec and index alone."""
-    from ..simulation import prepare_init
+    from ..inputs import prepare_init
     from ..weights import identity_weights, random_weights
 
     point, seed, member = spec.unravel(index)

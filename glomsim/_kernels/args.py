@@ -1,0 +1,69 @@
+"""The kernels' grouped arguments: named tuples of arrays and scalars, which numba passes
+as one typed value each (one signature per kernel per dtype, as with positional ones).
+
+Kernels unpack them into locals before their parallel loops, so those loops see plain
+arrays, exactly as when each came as its own argument. :func:`glomsim._engine.tables`
+builds them from a config; tests build small ones directly.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+__all__ = ["Nets", "AttentionTables", "Maths", "Norm", "Split", "Scratch", "Buffers",
+           "StepTasks", "Schedule", "Record"]  # fmt: skip
+
+#: The nets of every level, stacked along a leading member axis of length M or 1 (shared),
+#: hidden layer cut into S chunks: w1 (M, L, S, D, H/S), b1 (M, L, S, H/S), w2 (M, L, S,
+#: H/S, D), b2 (M, L, D); positional codes ``pos`` (M or 1, N, D); ``identity``: the nets
+#: are exact identities (their arrays are then placeholders); ``act`` (2,): the activation
+#: ids of the bottom-up and the top-down nets.
+Nets = namedtuple(
+    "Nets", "bu_w1 bu_b1 bu_w2 bu_b2 td_w1 td_b1 td_w2 td_b2 pos identity act"
+)  # fmt: skip
+
+#: Attention per level: kernel ids (L,), self excluded (L,), parameter rows (L, P) (slots
+#: in :mod:`.ids`), dense (global) path (L,); CSR neighbour lists ``indptr`` (L, N+1)
+#: into the concatenated ``indices`` of all levels, and the longest list ``max_k``.
+AttentionTables = namedtuple(
+    "AttentionTables", "kernels self_excl params dense indptr indices max_k"
+)
+
+#: Constants of the state's dtype: ``fast`` selects float32's vectorised polynomials
+#: (erf, exp) with coefficients ``poly`` (see :data:`.nets.POLY_F32`); ``gelu`` = [0.5,
+#: 1/sqrt(2), 1].
+Maths = namedtuple("Maths", "fast poly gelu")
+
+#: Normalisation after combining: its id (:mod:`.ids`) and layernorm's epsilon.
+Norm = namedtuple("Norm", "id eps")
+
+#: The work split (sizes only, never the thread count): rows per net task ``block``,
+#: rows per attention task ``rows``, members per net task ``group``, members per chunk
+#: of an in-numba run ``chunk``.
+Split = namedtuple("Split", "block rows group chunk")
+
+#: Per-thread scratch (T, ...), T = numba's largest thread count: net inputs, hidden
+#: units and outputs (group x block rows), attention (rows, D), dense scores (rows, N).
+Scratch = namedtuple("Scratch", "x h y att scores")
+
+#: Buffers of a run: net outputs ``netbuf`` (2, S, L, M, N, D); row norms, squared norms
+#: and key scales (M, L, N); a non-finite flag per (level, member, block) task; the first
+#: failing (member, level) of an in-numba run ``where`` (2,); the scratch; and, when
+#: ``keep_att``, every level's attention contribution ``att_out`` (L, M, N, D) (the
+#: custom-rule path reads it).
+Buffers = namedtuple(
+    "Buffers", "netbuf norms sqnorms inv_norms nonfinite where scratch att_out keep_att"
+)
+
+#: One step's mixing weights (L, 4) in the state's dtype, its net tasks (T, 5), and
+#: whether level 0's bottom-up output is already in ``netbuf`` from an earlier step.
+StepTasks = namedtuple("StepTasks", "mix tasks bu0_ready")
+
+#: Every step's mixing weights (S+1, L, 4), their net tasks concatenated with offsets
+#: ``task_ptr``, and whether each table runs level 0's bottom-up net (see
+#: :func:`.step.run_steps`).
+Schedule = namedtuple("Schedule", "mixes tasks task_ptr runs_bu0")
+
+#: What an in-numba run records: the records ``out`` (R, M, L, N, D), a ring of the last
+#: states (delay + 1, M, L, N, D) when ``every`` > 1 (a placeholder otherwise).
+Record = namedtuple("Record", "out ring every")

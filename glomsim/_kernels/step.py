@@ -1,0 +1,318 @@
+"""One whole step of the built-in rule: one numba function with two parallel loops.
+
+The first loop runs every net of the step as an equal task (about 256 rows, two matrix
+products through single-threaded BLAS with bias and activation between) and, spread among
+them, the norms of attention; the second runs attention, the combination and the
+normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
+without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
+slower on 2 cores (idle OpenBLAS threads spin); here there is only one pool of threads.
+Task boundaries depend on the sizes of the run only, never on the thread count, so results
+are the same for any number of threads.
+
+Custom rules run the same step with ``bufs.keep_att`` set, then read every contribution
+(:mod:`glomsim._engine.custom`). Arguments come grouped (:mod:`.args`); ids and parameter
+slots from :mod:`.ids`.
+"""
+
+import numpy as np
+from numba import get_thread_id
+
+from .args import Nets, StepTasks
+from .attention import dense_block, key_rows, local_row
+from .ids import GLOM_PYTORCH, TINY
+from .jit import njit, prange
+from .nets import net_rows
+from .normalise import normalise_row
+
+
+# no loop fusion: the second loop reads what the first writes for other rows
+@njit(parallel={"fusion": False})
+def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, bufs):  # noqa: C901
+    """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
+    ensemble members at once: states (M, L, N, D), inputs (M, N, D); ``step`` a
+    :class:`.args.StepTasks`, the others the groups of :mod:`.args` (nets and positional
+    codes carry a leading member axis of length M or 1, shared by all members).
+
+    Two parallel loops. The first runs the net tasks ``step.tasks`` (T, 5). A task
+    (2, level, member, first row, 0) computes the norms of ``rows`` rows of E[t-1] (and
+    the key scales of the glom_pytorch kernel, ``inv_norms`` (M, L, N)) where attention
+    is on; these tasks
+    are spread evenly among the others, so an even split of the loop stays balanced (a
+    loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
+    top-down, level, first member, first row, hidden chunk) runs one net on ``group``
+    members x ``block`` rows, restricted to one of the S chunks its hidden layer is cut
+    into (weights (M, L, S, D, H/S) and (M, L, S, H/S, D)), as two matrix products; it
+    writes its output (with the last bias for chunk 0) to ``netbuf`` (2, S, L, M, N, D),
+    and the chunks are added in a fixed order. All net tasks cost the same, so an even
+    split over the threads is balanced (one task per (level, block) running both nets
+    left a thread idle at the top level, which has no top-down net). With shared nets a
+    group of whole members runs its nets as one product over all its rows, so an ensemble
+    of small runs makes few large BLAS calls instead of many tiny ones. The second loop,
+    per (level, member, block of ``rows`` rows): attention, the weighted combination and
+    the normalisation (blocks of at most 128 rows: five 256-row levels left one of two
+    threads idle a fifth of the loop).
+
+    ``step.mix`` (L, 4) in the state's dtype, with the top level's top-down weight
+    already 0; contributions of weight 0 are skipped (and not listed in the tasks). With identity
+    nets ``net_tasks`` is empty and the contributions are read directly.
+    With ``step.bu0_ready`` netbuf[0, 0, 0] already holds level 0's whole bottom-up
+    output (chunks added, bias in) from an earlier step of the same run: that net reads
+    only the inputs, which do not change during a run, so the tasks leave it out and its
+    chunks are not added again (glom-pytorch recomputes it every step).
+    ``bufs.nonfinite`` (L * M * blocks,) is set to 1 for each (level, member, block) task whose
+    new rows hold a NaN or an infinity, so the caller need not scan the state again.
+    With ``bufs.keep_att`` every attention contribution is copied to ``bufs.att_out``.
+    """
+    # unpacked before the parallel loops, which then see plain arrays and scalars
+    mix, net_tasks, bu0_ready = step
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, identity, act = nets
+    kernels, self_excl, params, dense, indptr, indices, max_k = attn
+    norm_id, ln_eps = norm
+    fast_erf, erf_c, gelu_c = maths
+    block, rows, group = split.block, split.rows, split.group
+    netbuf, norms, sqnorms, inv_norms = bufs.netbuf, bufs.norms, bufs.sqnorms, bufs.inv_norms
+    nonfinite, att_out, keep_att = bufs.nonfinite, bufs.att_out, bufs.keep_att
+    # per-thread scratch (indexed by numba's thread id): allocating ~1 MB a task instead
+    # page-faulted whenever malloc had handed memory back (~5% of a dim-256 step)
+    xbuf, hbuf, ybuf, abuf, sbuf = bufs.scratch
+    M, L, N, D = prev.shape
+    shared = bu_w1.shape[0] == 1
+    nb = (N + rows - 1) // rows
+    for it in prange(net_tasks.shape[0]):
+        kind = net_tasks[it, 0]
+        level = net_tasks[it, 1]
+        g0 = net_tasks[it, 2]
+        r0 = net_tasks[it, 3]
+        chunk = net_tasks[it, 4]
+        if kind == 2:  # norms (and key scales) of one member's block of rows
+            key_rows(prev[g0, level], r0, min(N, r0 + rows), kernels[level] == GLOM_PYTORCH,
+                     params[level, TINY], norms[g0, level], sqnorms[g0, level],
+                     inv_norms[g0, level])  # fmt: skip
+            continue
+        g1 = min(M, g0 + group)
+        G = g1 - g0
+        r1 = min(N, r0 + block)
+        m = r1 - r0
+        wm = 0 if shared else g0
+        tid = get_thread_id()
+        x = xbuf[tid, : G * m]
+        for gm in range(G):
+            if kind == 0:
+                src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
+                for r in range(m):
+                    for k in range(D):
+                        x[gm * m + r, k] = src[r0 + r, k]
+            else:
+                src = delayed[g0 + gm, level + 1]
+                p = pos[0 if shared else g0 + gm]
+                for r in range(m):
+                    for k in range(D):
+                        x[gm * m + r, k] = src[r0 + r, k] + p[r0 + r, k]
+        w1 = bu_w1[wm, level, chunk] if kind == 0 else td_w1[wm, level, chunk]
+        b1 = bu_b1[wm, level, chunk] if kind == 0 else td_b1[wm, level, chunk]
+        w2 = bu_w2[wm, level, chunk] if kind == 0 else td_w2[wm, level, chunk]
+        b2 = bu_b2[wm, level] if kind == 0 else td_b2[wm, level]
+        h = hbuf[tid, : G * m]
+        y = ybuf[tid, : G * m]
+        net_rows(x, w1, b1, w2, act[kind], maths, h, y)
+        for gm in range(G):
+            dst = netbuf[kind, chunk, level, g0 + gm]
+            if chunk == 0:
+                for r in range(m):
+                    for k in range(D):
+                        dst[r0 + r, k] = y[gm * m + r, k] + b2[k]
+            else:
+                for r in range(m):
+                    for k in range(D):
+                        dst[r0 + r, k] = y[gm * m + r, k]
+    for task in prange(L * M * nb):
+        level = task // (M * nb)
+        member = (task // nb) % M
+        r0 = (task % nb) * rows
+        r1 = min(N, r0 + rows)
+        m = r1 - r0
+        w = mix[level]
+        zero = w[0] - w[0]
+        total = zero
+        for c in range(4):
+            if w[c] > 0:
+                total += w[c]
+        x = prev[member, level]
+        tid = get_thread_id()
+        att = abuf[tid, :m]
+        if w[3] > 0:
+            if dense[level]:
+                dense_block(
+                    x, r0, kernels[level], self_excl[level], params[level],
+                    norms[member, level], sqnorms[member, level], inv_norms[member, level], att,
+                    fast_erf, erf_c, sbuf[tid, :m],
+                )  # fmt: skip
+            else:
+                scores = np.empty(max_k, dtype=prev.dtype)
+                for r in range(m):
+                    local_row(
+                        x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
+                        params[level], norms[member, level], scores, att[r],
+                    )  # fmt: skip
+            if keep_att:  # the custom-rule path reads every contribution
+                att_out[level, member, r0:r1] = att
+        S = netbuf.shape[1]
+        if identity:
+            bu = inputs[member] if level == 0 else prev[member, level - 1]
+            td = delayed[member, min(level + 1, L - 1)]
+        else:
+            bu = netbuf[0, 0, level, member]
+            td = netbuf[1, 0, level, member]
+            for c in range(1, S):  # nets cut along the hidden layer: add the other chunks
+                more_bu = netbuf[0, c, level, member]
+                more_td = netbuf[1, c, level, member]
+                for r in range(m):
+                    i = r0 + r
+                    if w[0] > 0 and not (level == 0 and bu0_ready):
+                        for k in range(D):
+                            bu[i, k] += more_bu[i, k]
+                    if level < L - 1 and w[1] > 0:
+                        for k in range(D):
+                            td[i, k] += more_td[i, k]
+        p = pos[0 if pos.shape[0] == 1 else member]
+        o = out[member, level]
+        check = zero  # stays exactly 0 while every entry is finite (x - x)
+        for r in range(m):
+            i = r0 + r
+            orow = o[i]
+            for k in range(D):
+                orow[k] = zero
+            if w[0] > 0:
+                for k in range(D):
+                    orow[k] += w[0] * bu[i, k]
+            if level < L - 1 and w[1] > 0:
+                if identity:
+                    for k in range(D):
+                        orow[k] += w[1] * (td[i, k] + p[i, k])
+                else:
+                    for k in range(D):
+                        orow[k] += w[1] * td[i, k]
+            if w[2] > 0:
+                for k in range(D):
+                    orow[k] += w[2] * x[i, k]
+            if w[3] > 0:
+                for k in range(D):
+                    orow[k] += w[3] * att[r, k]
+            for k in range(D):
+                orow[k] = orow[k] / total
+            normalise_row(orow, norm_id, ln_eps)
+            for k in range(D):
+                check += orow[k] - orow[k]
+        nonfinite[task] = 0 if check == 0 else 1
+
+
+@njit
+def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, split, bufs):
+    """Steps 1..steps of :func:`step_all` without returning to Python in between, for
+    runs that need nothing between steps (no custom rule, settling test, summaries or
+    progress bar). States carry a member axis: ``out`` (records, M, L, N, D).
+
+    Members go through all their steps ``chunk`` at a time (a multiple of ``group``, so
+    nets see the same groups of rows): a chunk's states stay in the cores' caches from one
+    step to the next, where stepping all members of a large ensemble together streamed
+    every state through memory each step. Members never interact, so the order changes
+    nothing; ``tasks`` must be those of a chunk of ``chunk`` members (the last chunk may
+    be shorter: its tasks are those whose first member is inside it).
+
+    ``record`` = (out, ring, record_every): with ``record_every`` 1, E[t] is computed in
+    place in out[t]; otherwise ``ring``
+    (delay + 1, M, L, N, D) holds the last states (slot t % (delay + 1) holds E[t], E[0]
+    already in slot 0) and every record_every-th state and the last are copied to
+    out[1], out[2], ... ``sched`` (:class:`.args.Schedule`): ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
+    t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks;
+    ``tasks[task_ptr[S + 1 + s]:task_ptr[S + 2 + s]]`` are the same without level 0's
+    bottom-up net, for the steps after one has computed it (its input is constant);
+    ``runs_bu0[q]`` tells whether table q runs that net.
+    Returns the first step whose state holds a NaN or an infinity, or steps + 1; for a
+    failed run ``bufs.where`` (2,) receives the first (member, level) that failed at that step.
+    Every member is computed through the step before the one returned.
+    """
+    out, ring, record_every = record
+    mixes, tasks, task_ptr, runs_bu0 = sched
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, identity, act = nets
+    rows, chunk = split.rows, split.chunk
+    nonfinite, where = bufs.nonfinite, bufs.where
+    S = mixes.shape[0] - 1
+    M = out.shape[1]
+    L = out.shape[2]
+    N = out.shape[3]
+    nb = (N + rows - 1) // rows
+    per_member_nets = bu_w1.shape[0] > 1
+    per_member_pos = pos.shape[0] > 1
+    failed = steps + 1
+    for m0 in range(0, M, chunk):
+        m1 = min(M, m0 + chunk)
+        mc = m1 - m0
+        w0 = m0 if per_member_nets else 0
+        w1 = m1 if per_member_nets else 1
+        p0 = m0 if per_member_pos else 0
+        p1 = m1 if per_member_pos else 1
+        chunk_nets = Nets(bu_w1[w0:w1], bu_b1[w0:w1], bu_w2[w0:w1], bu_b2[w0:w1],
+                          td_w1[w0:w1], td_b1[w0:w1], td_w2[w0:w1], td_b2[w0:w1],
+                          pos[p0:p1], identity, act)  # fmt: skip
+        n_rec = 1
+        bu0_ready = False  # netbuf holds this chunk's level-0 bottom-up output
+        for t in range(1, min(steps, failed - 1) + 1):
+            s = min(t, S)
+            if record_every == 1:
+                prev = out[t - 1][m0:m1]
+                delayed = out[max(t - delay, 0)][m0:m1]
+                new = out[t][m0:m1]
+            else:
+                prev = ring[(t - 1) % (delay + 1)][m0:m1]
+                delayed = ring[max(t - delay, 0) % (delay + 1)][m0:m1]
+                new = ring[t % (delay + 1)][m0:m1]
+            q0 = s + (S + 1 if bu0_ready else 0)
+            step_tasks = tasks[task_ptr[q0] : task_ptr[q0 + 1]]
+            if mc < chunk:  # the last, shorter chunk: only tasks of its members
+                step_tasks = _tasks_below(step_tasks, mc)
+            step_all(prev, delayed, inputs[m0:m1], new, StepTasks(mixes[s], step_tasks, bu0_ready),
+                     chunk_nets, attn, norm, maths, split, bufs)  # fmt: skip
+            if runs_bu0[q0]:
+                bu0_ready = True
+            best_m, best_l = _first_failure(nonfinite, L, mc, nb)
+            if best_m < mc:
+                if t < failed:
+                    failed = t
+                    where[0] = m0 + best_m
+                    where[1] = best_l
+                break
+            if record_every != 1 and (t % record_every == 0 or t == steps):
+                out[n_rec][m0:m1] = new
+                n_rec += 1
+    return failed
+
+
+@njit(inline="always")
+def _tasks_below(tasks, members):
+    """The net tasks whose first member is below ``members`` (a last, shorter chunk)."""
+    keep = 0
+    for q in range(tasks.shape[0]):
+        if tasks[q, 2] < members:
+            keep += 1
+    short = np.empty((keep, 5), dtype=tasks.dtype)
+    keep = 0
+    for q in range(tasks.shape[0]):
+        if tasks[q, 2] < members:
+            short[keep] = tasks[q]
+            keep += 1
+    return short
+
+
+@njit(inline="always")
+def _first_failure(nonfinite, levels, members, blocks):
+    """The lowest failing member of a step, then its lowest level (tasks are numbered
+    level-major); (members, levels) while every state is finite."""
+    best_m, best_l = members, levels
+    for q in range(levels * members * blocks):
+        if nonfinite[q] != 0:
+            lv = q // (members * blocks)
+            mb = (q // blocks) % members
+            if mb < best_m or (mb == best_m and lv < best_l):
+                best_m, best_l = mb, lv
+    return best_m, best_l

@@ -1,0 +1,41 @@
+"""Small builders that call the numba primitives directly, without a plan: the grouped
+arguments come from the engine's table builders, the buffers are sized here."""
+
+import numpy as np
+
+from glomsim._engine.tables import attention_tables, maths_of
+from glomsim._kernels import ids
+from glomsim._kernels.attention import dense_block, key_rows, local_row
+from glomsim._kernels.nets import net_rows
+
+
+def net(cfg, weights, x, prefix, level):
+    """One net of ``weights`` (``prefix`` "bu" or "td") on rows ``x`` by the primitive."""
+    dt = x.dtype
+    w1, b1, w2, b2 = (getattr(weights, f"{prefix}_{k}")[level].astype(dt)
+                      for k in ("w1", "b1", "w2", "b2"))  # fmt: skip
+    h = np.empty((x.shape[0], w1.shape[1]), dt)
+    y = np.empty((x.shape[0], w2.shape[1]), dt)
+    net_rows(np.ascontiguousarray(x), w1, b1, w2, ids.GELU, maths_of(dt), h, y)
+    return y + b2
+
+
+def attend(cfg, x, level=0):
+    """Level ``level``'s attention contribution of the state ``x`` (N, D) by the
+    primitives: the norms, then each row over its CSR neighbours or the dense block."""
+    t = attention_tables(cfg)
+    maths = maths_of(x.dtype)
+    n = x.shape[0]
+    kernel, excl, p = t.kernels[level], t.self_excl[level], t.params[level]
+    norms, sqnorms, inv_norms = (np.empty(n, x.dtype) for _ in range(3))
+    key_rows(x, 0, n, kernel == ids.GLOM_PYTORCH, p[ids.TINY], norms, sqnorms, inv_norms)
+    out = np.empty_like(x)
+    if t.dense[level]:
+        scores = np.empty((n, n), x.dtype)
+        dense_block(x, 0, kernel, excl, p, norms, sqnorms, inv_norms, out, maths.fast,
+                    maths.poly, scores)  # fmt: skip
+    else:
+        scores = np.empty(t.max_k, x.dtype)
+        for i in range(n):
+            local_row(x, i, t.indptr[level], t.indices, kernel, excl, p, norms, scores, out[i])
+    return out
