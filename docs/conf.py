@@ -83,5 +83,5 @@ glomsim_toctree = [
         ["user-guide", "update-rule", "maths", "analysis-*", "training", "sweeps", "interop"],
     ),
     ("Studies", ["studies"]),
-    ("Reference", ["cli", "api"]),
+    ("Reference", ["cli", "api", "architecture", "performance"]),
 ]
