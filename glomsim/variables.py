@@ -310,13 +310,14 @@ _outputs("agreement", (
 ))
 _outputs("convergence", (
     ("residual", _TL, "float64", "RMS change per step", "1",
-     "RMS over (column, feature) of E_t - E_prev divided by the steps between them; "
-     "NaN at the first recorded step"),
+     "RMS over (column, feature) of one step's change: the run's change(step, level) at "
+     "every step when recorded, else E_t - E_prev divided by the steps between them (an "
+     "average over the gap); NaN at the first step"),
     ("settled_step", "level", "int64", "settling step", "step",
      "first recorded step after which the residual stays <= tolerance; -1 if never"),
     ("rate", "level", "float64", "geometric convergence rate", "1",
-     "exp(slope) of log residual vs step fitted over the tail above the float floor; "
-     "NaN if too few points or finite-time convergence"),
+     "exp(slope) of log residual vs step fitted over the tail of the longest stretch above "
+     "the float floor; NaN if too few points or finite-time convergence"),
     ("tolerance", "level", "float64", "settling tolerance", "1",
      "rtol times the level's RMS embedding size at the last recorded step"),
     ("final_rms", "level", "float64", "final RMS embedding size", "1",
