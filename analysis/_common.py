@@ -19,13 +19,32 @@ __all__ = [
     "add_history",
     "is_islands",
     "is_summaries_only",
+    "has_step_change",
 ]
+
+
+def has_step_change(ds) -> bool:
+    """Whether ``ds`` records the RMS change of every step, ``change(step, level)``.
+
+    ``summaries_only`` runs always do; since issue 14 every run does, thinned ones too, so
+    that the change between recorded states is never all that is known.
+    """
+    return "change" in ds.data_vars and "step" in ds["change"].dims and "level" in ds["change"].dims
 
 
 def is_summaries_only(ds) -> bool:
     """Whether ``ds`` is a ``summaries_only`` run: ``embedding`` at the first and last steps
-    only, and the per-step ``rms`` and ``change`` on the ``step`` dimension."""
-    return "change" in ds.data_vars and "step" in ds["change"].dims
+    only, and the per-step ``rms`` and ``change`` on the ``step`` dimension.
+
+    A run's attrs say so (``summaries_only = 1``); without a run's attrs (dropped by a
+    merge, say), a per-step ``change`` beside at most two recorded states does.
+    """
+    if "summaries_only" in ds.attrs or "glomsim_config" in ds.attrs:
+        return bool(ds.attrs.get("summaries_only", 0))
+    if not has_step_change(ds):
+        return False
+    n_times = ds.sizes.get("time", 0)
+    return n_times <= 2 < ds.sizes["step"]
 
 
 def time_positions(n_times: int, time, func: str) -> np.ndarray:

@@ -2,18 +2,23 @@
 
 Definitions (``docs/analysis-dynamics.md`` has the maths and the classic results):
 
-- ``residual(time, level)``: RMS over (column, feature) of ``E_t - E_prev``, divided by the
-  number of steps between the two recorded states, so a run thinned with ``record_every``
-  reports the average change per step. The first recorded step has no predecessor: NaN.
-  A ``summaries_only`` run records the RMS change of every step (``change(step, level)``):
-  that is the residual then, at every step (``time`` = the run's ``step``).
-- ``settled_step(level)``: the first recorded step after which the residual stays at or
-  below ``tolerance = rtol * final_rms``; -1 if the last recorded residual is still above.
-- ``rate(level)``: ``exp(slope)`` of a least-squares line through ``log residual`` over the
-  tail of the decay, using only residuals well above the floating-point floor
-  ``100 * eps * final_rms``. NaN when fewer than 3 residuals qualify or when the residual
-  drops to the floor far faster than the fitted rate predicts (convergence in finitely many
-  steps, as in Hegselmann-Krause; ``finite_time`` is then True).
+- ``residual(time, level)``: the RMS over (column, feature) of the change of one step.
+  A run that records ``change(step, level)`` (``summaries_only`` runs, and every run since
+  issue 14, thinned ones included) gives it at every step (``time`` = the run's ``step``
+  within the recorded window), so thinning never hides what happened between two records.
+  Otherwise (older files) it is the RMS of ``E_t - E_prev`` between recorded states divided
+  by the steps between them: for a thinned run that is an average over the gap, which can
+  alias an oscillation (a swap recorded every 2 steps looks settled), and the output's
+  attrs say so. NaN at the first step.
+- ``settled_step(level)``: the first step after which the residual stays at or below
+  ``tolerance = rtol * final_rms``; -1 if the last residual is still above.
+- ``rate(level)``: ``exp(slope)`` of a least-squares line through ``log residual`` against
+  the step, over the tail of the *longest* unbroken stretch of residuals above the
+  floating-point floor ``100 * eps * final_rms``: round-off spikes that rise above the
+  floor after a decay form short stretches of their own and are not fitted. NaN when
+  fewer than 3 residuals qualify or when that stretch drops to the floor far faster than
+  the fitted rate predicts (convergence in finitely many steps, as in Hegselmann-Krause;
+  ``finite_time`` is then True).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 from glomsim._validate import check_real
 from glomsim.variables import annotate, check_dataset
 
-from ._common import add_history, is_summaries_only
+from ._common import add_history, has_step_change
 
 __all__ = ["convergence"]
 
@@ -36,6 +41,17 @@ MIN_FIT_POINTS = 3
 #: Finite-time convergence: the fitted decay would still be this far above the floor at the
 #: step where the residual hit the floor.
 FINITE_TIME_MARGIN = 100.0
+#: The output's ``residual_from`` attr: where the residual came from.
+FROM_CHANGE = "change: the RMS change of every step, recorded by the run"
+FROM_STATES = "embedding: the RMS change between consecutive recorded states per step"
+#: The output's ``residual_warning`` attr for a thinned run without ``change``.
+ALIASING = (
+    "the run was thinned (record_every > 1) and does not record change(step, level): the "
+    "residual is the change between recorded states divided by the gap, an average per "
+    "step over the gap that may alias oscillations (a state that returns every k steps "
+    "looks settled when recorded every k steps); rerun without thinning, or with a "
+    "glomsim that records change, for the full run's residual"
+)
 
 
 def default_rtol(dtype) -> float:
@@ -51,24 +67,28 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     ds : xarray.Dataset
         A simulation with ``embedding(time, level, column, feature)``; may be dask-backed
         (the big array is reduced chunk by chunk; the (time, level) results are computed).
-        For a ``summaries_only`` run (``simulate(..., summaries_only=True)``) the residual
-        is its per-step ``change`` and the final size its last ``rms``: the same values a
-        full run gives, at every step.
+        When it records ``change(step, level)`` (every run does since issue 14, thinned
+        and ``summaries_only`` ones included), the residual is that per-step change, at
+        every step between the first and last recorded state, and the final size its last
+        ``rms`` (or the last recorded state's): the same values an unthinned run gives.
     rtol : float, optional
         Settling tolerance relative to each level's RMS embedding size at the last recorded
         step. Default 1e-6 for float64 data and 1e-4 for float32 (about 5000 and 800 times
         the machine epsilon: the residual of a float32 run never falls much below 1e-6).
     tail : float
-        Fraction (0, 1] of the last run of residuals above the float floor used for the
-        rate fit; the second half by default, so early transients of faster modes do not
-        bias the asymptotic rate.
+        Fraction (0, 1] of the longest stretch of residuals above the float floor used for
+        the rate fit; the second half by default, so early transients of faster modes do
+        not bias the asymptotic rate.
 
     Returns
     -------
     xarray.Dataset
         ``residual(time, level)``, ``settled_step(level)`` (int64, -1 = never),
         ``rate(level)``, ``tolerance(level)``, ``final_rms(level)``, ``finite_time(level)``;
-        ``ds``'s attrs plus a history line. ``ds`` is not modified.
+        ``ds``'s attrs plus a history line and ``residual_from`` (``change`` or
+        ``embedding``); a thinned run without ``change`` also gets ``residual_warning``
+        (its residual is an average over each gap and may alias oscillations). ``ds`` is
+        not modified.
 
     Notes
     -----
@@ -89,8 +109,13 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
     >>> bool(np.isnan(out.residual[0]).all()), bool(0 < out.rate[0] < 1)
     (True, True)
     """
-    summaries = is_summaries_only(ds)
-    check_dataset(ds, ["change", "rms"] if summaries else ["embedding"], "convergence")
+    per_step = has_step_change(ds)
+    check_dataset(ds, ["change"] if per_step else ["embedding"], "convergence")
+    if per_step and "rms" not in ds.data_vars and "embedding" not in ds.data_vars:
+        raise ValueError(
+            "convergence: ds has change but neither rms nor embedding; it needs one of them "
+            "for the final size (a Dataset from glomsim.simulate)"
+        )
     dtype = _run_dtype(ds)
     if rtol is None:
         rtol = default_rtol(dtype)
@@ -100,13 +125,12 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
 
     import xarray as xr
 
-    if summaries:
-        residual, final_rms, time_coord = _from_summaries(ds)
-        times = np.asarray(time_coord.values, dtype=np.int64)
+    if per_step:
+        residual, final_rms, time_coord = _from_change(ds)
     else:
         residual, final_rms = _from_embedding(ds)
-        times = np.asarray(ds["time"].values, dtype=np.int64)
         time_coord = ds["time"].copy()
+    times = np.asarray(time_coord.values, dtype=np.int64)
     n_levels = residual.shape[1]
     tolerance = rtol * final_rms
 
@@ -131,7 +155,12 @@ def convergence(ds, *, rtol: float | None = None, tail: float = 0.5):
         coords={"time": time_coord, "level": ds["level"].copy()},
     )
     annotate(out, "convergence")
-    return add_history(out, ds.attrs, "convergence", {"rtol": rtol, "tail": tail})
+    add_history(out, ds.attrs, "convergence", {"rtol": rtol, "tail": tail})
+    out.attrs["residual_from"] = FROM_CHANGE if per_step else FROM_STATES
+    out.attrs.pop("residual_warning", None)  # a source's own note is not about this output
+    if not per_step and np.any(np.diff(times) > 1):
+        out.attrs["residual_warning"] = ALIASING
+    return out
 
 
 def _run_dtype(ds) -> np.dtype:
@@ -165,12 +194,31 @@ def _from_embedding(ds):
     return residual, np.sqrt(small["final_sq"].values)
 
 
-def _from_summaries(ds):
-    """(residual, final_rms, time coordinate) of a summaries_only run: its per-step
-    ``change`` (already NaN at step 0) and the last ``rms``, on ``time`` = its steps."""
-    residual = np.asarray(ds["change"].transpose("step", "level").values, dtype=np.float64)
-    final_rms = np.asarray(ds["rms"].transpose("step", "level").values[-1], dtype=np.float64)
-    time = ds["step"].rename(step="time").rename("time").copy()
+def _from_change(ds):
+    """(residual, final_rms, time coordinate) from the per-step ``change(step, level)``.
+
+    The window is that of the recorded states (all steps when ``embedding`` has no time,
+    e.g. a summaries Dataset alone), so ``ds.isel(time=slice(k, None))`` still measures
+    the run from step ``time[k]`` on; the change into the window's first step comes from
+    outside it and is NaN, as the first residual of differenced states is.
+    """
+    steps = np.asarray(ds["step"].values, dtype=np.int64)
+    keep = np.ones(len(steps), dtype=bool)
+    has_states = "embedding" in ds.data_vars and "time" in ds["embedding"].dims
+    if has_states and ds.sizes["time"] > 0:
+        t = np.asarray(ds["time"].values, dtype=np.int64)
+        keep = (steps >= t[0]) & (steps <= t[-1])
+    change = ds["change"].isel(step=np.nonzero(keep)[0]).transpose("step", "level")
+    residual = np.array(change.values, dtype=np.float64)
+    if len(residual):
+        residual[0] = np.nan
+    if "rms" in ds.data_vars and "step" in ds["rms"].dims:
+        rms = ds["rms"].isel(step=np.nonzero(keep)[0]).transpose("step", "level").values
+        final_rms = np.asarray(rms[-1], dtype=np.float64)
+    else:
+        last = ds["embedding"].isel(time=-1).astype(np.float64)
+        final_rms = np.sqrt((last**2).mean(("column", "feature")).values)
+    time = change["step"].rename(step="time").rename("time").copy()
     time.attrs.update(ds["time"].attrs if "time" in ds.coords else {})
     return residual, final_rms, time
 
@@ -188,16 +236,24 @@ def _settled_step(res: np.ndarray, times: np.ndarray, tol: float) -> int:
     return int(times[last_above])
 
 
+def _longest_stretch(qualifies: np.ndarray) -> tuple[int, int]:
+    """(first, last) index of the longest unbroken run of True (the later one of equal
+    runs, as the asymptotic decay comes last); ``qualifies`` must hold a True."""
+    edges = np.diff(np.concatenate([[0], qualifies.astype(np.int8), [0]]))
+    starts = np.nonzero(edges == 1)[0]
+    ends = np.nonzero(edges == -1)[0] - 1
+    lengths = ends - starts
+    k = len(lengths) - 1 - int(np.argmax(lengths[::-1]))
+    return int(starts[k]), int(ends[k])
+
+
 def _fit_rate(res: np.ndarray, times: np.ndarray, floor: float, tail: float):
     """(rate, finite_time) of one level's residual series; see the module docstring."""
     with np.errstate(invalid="ignore"):
         qualifies = np.isfinite(res) & (res > floor)
     if not qualifies.any():
         return math.nan, False
-    last = int(np.nonzero(qualifies)[0][-1])
-    first = last
-    while first - 1 >= 0 and qualifies[first - 1]:
-        first -= 1
+    first, last = _longest_stretch(qualifies)
     n_run = last - first + 1
     rate = math.nan
     if n_run >= MIN_FIT_POINTS:

@@ -173,6 +173,23 @@ register(
         "analysis.agreement ari of the last step's islands against the scene's labels",
     ),
     V(
+        "ari_objects",
+        ("level",),
+        "float64",
+        "adjusted Rand index of the objects",
+        "1",
+        "analysis.agreement ari with objects_only=True: the background left out",
+    ),
+    V(
+        "boundary_leak",
+        ("level",),
+        "float64",
+        "boundary leak",
+        "1",
+        "analysis.agreement boundary_leak at the last step: true-boundary neighbour pairs "
+        "that agree",
+    ),
+    V(
         "residual",
         ("level",),
         "float64",
@@ -297,26 +314,49 @@ _outputs("hierarchy", (
      "islands at the level above that this island overlaps; 0 at the top level and "
      "for padding islands"),
 ))
+_SCORED = "over the scored columns (attr scored_columns)"
+_BASE = "of the trivial partitions (background one island, others alone; the finer truth)"
 _outputs("agreement", (
     ("ari", _TL, "float64", "adjusted Rand index", "1",
      "adjusted Rand index of the islands against the ground-truth labels (1 = same "
-     "partition, about 0 = chance); NaN where the level has no ground truth"),
+     f"partition, about 0 = chance) {_SCORED}; NaN where the level has none"),
     ("purity", _TL, "float64", "purity", "1",
      "fraction of columns whose island's most common true label is their own "
-     "(1 when every island holds one true label)"),
+     f"(1 when every island holds one true label) {_SCORED}"),
     ("inverse_purity", _TL, "float64", "inverse purity", "1",
      "purity of the true labels against the islands (1 when every true region lies "
-     "in one island)"),
+     f"in one island) {_SCORED}"),
+    ("baseline", "baseline", "str", "trivial partition", "1",
+     "background_and_singletons: the background one island, every other column alone; "
+     "finer_truth: the true labels of the level below"),
+    ("baseline_ari", "baseline level", "float64", "adjusted Rand index, trivial baseline",
+     "1", f"ari {_BASE}; a score says little unless it is above these"),
+    ("baseline_purity", "baseline level", "float64", "purity, trivial baseline", "1",
+     f"purity {_BASE}"),
+    ("baseline_inverse_purity", "baseline level", "float64",
+     "inverse purity, trivial baseline", "1", f"inverse_purity {_BASE}"),
+    ("columns_scored", "level", "int64", "columns scored", "1",
+     "columns with a known true label that the scores count (the background left out "
+     "with objects_only)"),
+    ("boundary_leak", _TL, "float64", "boundary leak", "1",
+     "share of 4-neighbour pairs across a true boundary whose embeddings agree at the "
+     "island threshold (0 = islands follow the boundaries, 1 = none holds)"),
+    ("boundary_pairs", "level", "int64", "boundary pairs", "1",
+     "4-neighbour pairs of scored columns across a true boundary"),
+    ("cosine_contrast", _TL, "float64", "cosine contrast", "1",
+     "mean cosine of pairs within a true label minus mean cosine of pairs across labels "
+     "(threshold-free, in [-2, 2]; 1 = labels orthogonal and each one direction, 0 = no relation)"),
 ))
 _outputs("convergence", (
     ("residual", _TL, "float64", "RMS change per step", "1",
-     "RMS over (column, feature) of E_t - E_prev divided by the steps between them; "
-     "NaN at the first recorded step"),
+     "RMS over (column, feature) of one step's change: the run's change(step, level) at "
+     "every step when recorded, else E_t - E_prev divided by the steps between them (an "
+     "average over the gap); NaN at the first step"),
     ("settled_step", "level", "int64", "settling step", "step",
      "first recorded step after which the residual stays <= tolerance; -1 if never"),
     ("rate", "level", "float64", "geometric convergence rate", "1",
-     "exp(slope) of log residual vs step fitted over the tail above the float floor; "
-     "NaN if too few points or finite-time convergence"),
+     "exp(slope) of log residual vs step fitted over the tail of the longest stretch above "
+     "the float floor; NaN if too few points or finite-time convergence"),
     ("tolerance", "level", "float64", "settling tolerance", "1",
      "rtol times the level's RMS embedding size at the last recorded step"),
     ("final_rms", "level", "float64", "final RMS embedding size", "1",

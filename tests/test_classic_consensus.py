@@ -170,6 +170,45 @@ def test_friedkin_johnsen_fixed_point_is_the_closed_form():
     assert float(convergence(ds).rate[0]) == pytest.approx((w_p + w_a) / s, rel=1e-4)
 
 
+def test_friedkin_johnsen_from_the_prejudices_decays_at_lambda_times_lambda_2():
+    """From the classic start x_0 = u the error x_t - x* has no component along the
+    consensus direction: with pi the stationary distribution of M (pi M = pi),
+    pi x* = pi u, so pi (x_0 - x*) = 0, and e_t = (lambda M)^t e_0 decays at
+    lambda |lambda_2(M)| (docs/maths.md), not at lambda = rho(lambda M)."""
+    w_bu, w_p, w_a = 0.5, 1.0, 2.0
+    cfg = gs.GlomConfig(
+        levels=1,
+        dim=2,
+        grid=(3, 4),
+        steps=250,
+        dtype="float64",
+        mix=gs.Mix(bottom_up=w_bu, top_down=0, previous=w_p, attention=w_a),
+        attention=gs.Attention(kernel="dot", beta=0.0, radius=1.5),
+    )
+    u = np.random.default_rng(4).normal(size=(12, 2))
+    mixing = (w_p * np.eye(12) + w_a * _uniform_attention(cfg)) / (w_p + w_a)
+    lam = (w_p + w_a) / (w_bu + w_p + w_a)
+    moduli = np.sort(np.abs(np.linalg.eigvals(mixing)))[::-1]
+    assert lam == pytest.approx(0.857, abs=1e-3) and lam * moduli[1] == pytest.approx(
+        0.702, abs=1e-3
+    )
+    # the stationary distribution: the left eigenvector of eigenvalue 1
+    vals, left = np.linalg.eig(mixing.T)
+    pi = np.real(left[:, np.argmin(np.abs(vals - 1))])
+    pi /= pi.sum()
+    x_star = np.linalg.solve(np.eye(12) - lam * mixing, (1 - lam) * u)
+    np.testing.assert_allclose(pi @ (u - x_star), 0.0, atol=1e-12)
+
+    w = gs.identity_weights(cfg)
+    ds = gs.simulate(cfg, w, inputs=u, init=u[None])
+    np.testing.assert_allclose(ds.embedding.values[-1, 0], x_star, rtol=0, atol=1e-12)
+    assert float(convergence(ds).rate[0]) == pytest.approx(lam * moduli[1], rel=1e-4)
+    # from a random start the consensus direction is excited and the rate is lambda
+    init = np.random.default_rng(5).normal(size=(1, 12, 2))
+    random_start = gs.simulate(cfg, w, inputs=u, init=init)
+    assert float(convergence(random_start).rate[0]) == pytest.approx(lam, rel=1e-4)
+
+
 # ----- self-attention dynamics on the sphere -----------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1])
 def test_self_attention_on_the_sphere_reaches_one_cluster(seed):
