@@ -123,7 +123,7 @@ def test_a_negative_seed_is_one_line(tmp_path):
     one_line_error(rc, err, "seed=-1", ">= 0")
 
 
-@pytest.mark.parametrize("kind", ["garbage", "object", "npy"])
+@pytest.mark.parametrize("kind", ["garbage", "object", "npy", "truncated", "header"])
 def test_a_weights_file_that_is_not_one_is_one_line(tmp_path, kind):
     conf = tmp_path / "c.toml"
     write_config(conf, **SMALL)
@@ -132,9 +132,14 @@ def test_a_weights_file_that_is_not_one_is_one_line(tmp_path, kind):
         bad.write_bytes(b"\x80\x04 certainly not a weights file" * 10)
     elif kind == "object":
         np.savez(bad, __header__=np.array([{"levels": 2}], dtype=object))
-    else:
+    elif kind == "npy":
         with open(bad, "wb") as f:
             np.save(f, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "truncated":  # a real weights file, cut short
+        data = gs.random_weights(gs.GlomConfig(**SMALL), seed=0).save(bad).read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    else:  # a header that no GlomWeights takes
+        np.savez(bad, __header__=np.array('{"levels": 2, "colour": "blue"}'))
     rc, _, err = glomsim("run", conf, "-o", tmp_path / "x.zarr", "--weights", bad, "-q")
     one_line_error(rc, err, "--weights", "w.npz")
 
