@@ -163,7 +163,7 @@ def estimate_run_memory(cfg, steps=None, record_every=1, summaries_only=False, m
     >>> format_bytes(estimate_run_memory(cfg).states)
     '97.7 GiB'
     >>> format_bytes(estimate_run_memory(cfg, summaries_only=True).states)
-    '30.0 MiB'
+    '25.0 MiB'
     """
     from ._engine.split import hidden_splits, work_split
     from .runtime import max_threads
@@ -303,7 +303,7 @@ def check_run_memory(cfg, steps, record_every, summaries_only, members, *, weigh
     >>> check_run_memory(cfg, None, 1, False, 1, available=2**30)
     Traceback (most recent call last):
     ...
-    glomsim._memory.RunMemoryError: this run needs about 98.0 GiB ...
+    glomsim._memory.RunMemoryError: this run needs about 97.7 GiB ...
     """
     steps = cfg.steps if steps is None else int(steps)
     est = estimate_run_memory(cfg, steps, record_every, summaries_only, members, weights=weights)
@@ -317,7 +317,7 @@ def check_run_memory(cfg, steps, record_every, summaries_only, members, *, weigh
     raise RunMemoryError(
         f"this run needs about {format_bytes(est.total)} ({_shape(cfg, steps, members)}: "
         f"recorded states {format_bytes(est.states)}, buffers and tables "
-        f"{format_bytes(est.buffers)}, nets {format_bytes(est.weights)}) but "
+        f"{format_bytes(est.buffers)}, weights {format_bytes(est.weights)}) but "
         f"{format_bytes(free)} is available; {alternatives} "
         f"({MEMORY_CHECK_ENV}=0 skips this check)"
     )
@@ -352,7 +352,7 @@ def cast_checked(name: str, values, dtype) -> np.ndarray:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
             f"{name}={float(arr[where]):g} (at index {where}) is not allowed with "
-            f"dtype={dt.name!r}; allowed: a magnitude <= {np.finfo(dt).max} (or "
+            f"dtype={dt.name!r}; allowed: a magnitude <= {float(np.finfo(dt).max):.8g} (or "
             "dtype='float64')"
         )
     return out

@@ -55,7 +55,7 @@ def rerun(ds, weights, **kwargs):
     >>> w = gs.random_weights(cfg, seed=1)
     >>> ds = gs.simulate(cfg, w, record_every=3)
     >>> again = gs.rerun(ds, w)
-    >>> list(again.time.values), bool((again.embedding == ds.embedding).all())
+    >>> [int(t) for t in again.time], bool((again.embedding == ds.embedding).all())
     ([0, 3, 6, 7], True)
     """
     from .config import GlomConfig
