@@ -31,22 +31,20 @@ def _magnitudes(dtype: str) -> tuple[float, float]:
     """(smallest, largest) magnitude a mixing weight, beta or epsilon may have in
     ``dtype``: below the smallest normal number it vanishes (a subnormal or 0), above the
     square root of the largest its products with states overflow."""
-    info = np.finfo(dtype)
-    return float(info.tiny), math.sqrt(float(info.max))
+    return float(np.finfo(dtype).tiny), math.sqrt(float(np.finfo(dtype).max))
 
 
 def _check_magnitude(name: str, value: float, dtype: str = "float64", note: str = "") -> float:
-    """``value`` if it is 0 or of a magnitude that ``dtype`` holds (:func:`_magnitudes`),
-    else a ValueError naming the field, the dtype and the range."""
+    """``value`` if it is 0 or of a magnitude that ``dtype`` holds, else a ValueError."""
     lo, hi = _magnitudes(dtype)
     if value == 0 or lo <= abs(value) <= hi:
         return value
-    where = "" if dtype == "float64" else f" with dtype={dtype!r}"
-    other = "" if dtype == "float64" else ", or use dtype='float64'"
+    where, other = (
+        ("", "") if dtype == "float64" else (f" with dtype={dtype!r}", ", or use dtype='float64'")
+    )
     raise ValueError(
-        f"{name}={value!r} is not allowed{where}; allowed: 0 or a magnitude in "
-        f"[{lo:.3g}, {hi:.3g}] (smaller values vanish in {dtype}, larger ones overflow "
-        f"it{note}{other})"
+        f"{name}={value!r} is not allowed{where}; allowed: 0 or a magnitude in [{lo:.3g}, "
+        f"{hi:.3g}] (smaller values vanish in {dtype}, larger ones overflow it{note}{other})"
     )
 
 
@@ -59,22 +57,20 @@ def _check_dtype_range(cfg) -> None:
     (float64's range is checked by Mix and Attention themselves)."""
     if cfg.dtype == "float64":
         return
-    per_level = not isinstance(cfg.mix, Mix)
+    per_level = isinstance(cfg.mix, tuple)
     for level, mix in enumerate(cfg.mix if per_level else (cfg.mix,)):
-        prefix = f"mix[{level}]" if per_level else "mix"
         for name in MIX_FIELDS:
             value = getattr(mix, name)
-            entries = enumerate(value) if isinstance(value, tuple) else [(None, value)]
-            for k, v in entries:
-                where = f"{prefix}.{name}" + ("" if k is None else f"[{k}]")
-                _check_magnitude(where, v, cfg.dtype, _MIX_NOTE)
-    per_level = not isinstance(cfg.attention, Attention)
+            for k, v in enumerate(value) if isinstance(value, tuple) else [(None, value)]:
+                where = f"mix{[level] if per_level else ''}.{name}"
+                _check_magnitude(where + ("" if k is None else f"[{k}]"), v, cfg.dtype, _MIX_NOTE)
+    per_level = isinstance(cfg.attention, tuple)
     for level, att in enumerate(cfg.attention if per_level else (cfg.attention,)):
-        prefix = f"attention[{level}]" if per_level else "attention"
+        where = f"attention{[level] if per_level else ''}"
         if att.kernel != "bounded":
-            _check_magnitude(f"{prefix}.beta", att.beta, cfg.dtype)
+            _check_magnitude(f"{where}.beta", att.beta, cfg.dtype)
         if att.epsilon is not None:
-            _check_magnitude(f"{prefix}.epsilon", att.epsilon, cfg.dtype)
+            _check_magnitude(f"{where}.epsilon", att.epsilon, cfg.dtype)
 
 
 @dataclass(frozen=True)
