@@ -27,6 +27,52 @@ MIX_FIELDS = ("bottom_up", "top_down", "previous", "attention")
 _ALL_COLUMNS = "(inf: all columns)"
 
 
+def _magnitudes(dtype: str) -> tuple[float, float]:
+    """(smallest, largest) magnitude a mixing weight, beta or epsilon may have in
+    ``dtype``: below the smallest normal number it vanishes (a subnormal or 0), above the
+    square root of the largest its products with states overflow."""
+    return float(np.finfo(dtype).tiny), math.sqrt(float(np.finfo(dtype).max))
+
+
+def _check_magnitude(name: str, value: float, dtype: str = "float64", note: str = "") -> float:
+    """``value`` if it is 0 or of a magnitude that ``dtype`` holds, else a ValueError."""
+    lo, hi = _magnitudes(dtype)
+    if value == 0 or lo <= abs(value) <= hi:
+        return value
+    where, other = (
+        ("", "") if dtype == "float64" else (f" with dtype={dtype!r}", ", or use dtype='float64'")
+    )
+    raise ValueError(
+        f"{name}={value!r} is not allowed{where}; allowed: 0 or a magnitude in [{lo:.3g}, "
+        f"{hi:.3g}] (smaller values vanish in {dtype}, larger ones overflow it{note}{other})"
+    )
+
+
+#: what the magnitude errors of mixing weights add: only their ratios matter
+_MIX_NOTE = "; only the weights' ratios matter, so scale them together"
+
+
+def _check_dtype_range(cfg) -> None:
+    """Every mixing weight, beta and epsilon of ``cfg`` of a magnitude its dtype holds
+    (float64's range is checked by Mix and Attention themselves)."""
+    if cfg.dtype == "float64":
+        return
+    per_level = isinstance(cfg.mix, tuple)
+    for level, mix in enumerate(cfg.mix if per_level else (cfg.mix,)):
+        for name in MIX_FIELDS:
+            value = getattr(mix, name)
+            for k, v in enumerate(value) if isinstance(value, tuple) else [(None, value)]:
+                where = f"mix{[level] if per_level else ''}.{name}"
+                _check_magnitude(where + ("" if k is None else f"[{k}]"), v, cfg.dtype, _MIX_NOTE)
+    per_level = isinstance(cfg.attention, tuple)
+    for level, att in enumerate(cfg.attention if per_level else (cfg.attention,)):
+        where = f"attention{[level] if per_level else ''}"
+        if att.kernel != "bounded":
+            _check_magnitude(f"{where}.beta", att.beta, cfg.dtype)
+        if att.epsilon is not None:
+            _check_magnitude(f"{where}.epsilon", att.epsilon, cfg.dtype)
+
+
 @dataclass(frozen=True)
 class Attention:
     """Attention kernel of one level (or of all levels).
@@ -63,12 +109,15 @@ class Attention:
     def __post_init__(self):
         check_choice("attention.kernel", self.kernel, KERNELS)
         beta = check_real("attention.beta", _parse_float(self.beta))
+        if self.kernel != "bounded":  # unused by the bounded kernel
+            _check_magnitude("attention.beta", beta)
         object.__setattr__(self, "beta", beta)
         radius = _parse_float(self.radius)
         radius = check_real("attention.radius", radius, lo=0, finite=False, note=_ALL_COLUMNS)
         object.__setattr__(self, "radius", radius)
         if self.epsilon is not None:
             eps = check_real("attention.epsilon", _parse_float(self.epsilon), lo=0, lo_open=True)
+            _check_magnitude("attention.epsilon", eps)
             object.__setattr__(self, "epsilon", eps)
         if self.kernel == "bounded" and self.epsilon is None:
             raise not_allowed(
@@ -114,10 +163,13 @@ class Mix:
                     check_real(f"mix.{name}[{k}]", _parse_float(v), lo=0)
                     for k, v in enumerate(value)
                 )
+                for k, v in enumerate(seq):
+                    _check_magnitude(f"mix.{name}[{k}]", v, note=_MIX_NOTE)
                 object.__setattr__(self, name, seq)
             else:
                 note = "or a schedule (a sequence of such numbers)"
                 v = check_real(f"mix.{name}", _parse_float(value), lo=0, note=note)
+                _check_magnitude(f"mix.{name}", v, note=_MIX_NOTE)
                 object.__setattr__(self, name, v)
 
     @property
@@ -235,6 +287,7 @@ class GlomConfig:
             self, "attention", _per_level(self.attention, Attention, "attention", self.levels)
         )
         self._check_mix_sums()
+        _check_dtype_range(self)
 
     def _check_layout(self):
         """Exactly one of grid and positions; positions as a tuple of (y, x) floats."""

@@ -7,12 +7,16 @@ label themselves and plots read their labels.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_bool, not_allowed
 from .variables import VARIABLES, attrs
 
 __all__ = ["create_dataset", "save", "open_dataset", "load_run"]
@@ -192,11 +196,124 @@ def _weights_path(path: Path) -> Path:
     return path.with_name(path.name + ".weights.npz")
 
 
-def save(ds, path, *, weights=None, mode="w"):
+#: The suffixes :func:`save` writes, by format.
+ZARR_SUFFIXES = (".zarr",)
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
+#: ``mode`` values of :func:`save`: None and "w-" refuse an existing path, "w" replaces
+#: it, "a" and "r+" (Zarr only) write into it as ``xarray.Dataset.to_zarr`` does.
+SAVE_MODES = (None, "w-", "w", "a", "r+")
+
+
+def output_format(path, field: str = "path") -> str:
+    """``"zarr"`` or ``"netcdf"`` by the suffix of ``path``; a ValueError naming ``field``
+    for any other suffix.
+
+    Examples
+    --------
+    >>> output_format("out/run.nc"), output_format("run.zarr")
+    ('netcdf', 'zarr')
+    >>> output_format("res.txt", "--output")
+    Traceback (most recent call last):
+    ...
+    ValueError: --output='res.txt' is not allowed; allowed: a path with the suffix .zarr or .nc
+    """
+    suffix = Path(path).suffix
+    if suffix in ZARR_SUFFIXES:
+        return "zarr"
+    if suffix in NETCDF_SUFFIXES:
+        return "netcdf"
+    raise ValueError(
+        f"{field}={str(path)!r} is not allowed; allowed: a path with the suffix .zarr or .nc"
+    )
+
+
+def check_output(path, *, overwrite: bool = False, field: str = "path") -> Path:
+    """Check, before any work, that a result can be written to ``path``: a known suffix,
+    not there already unless ``overwrite``, and a folder that exists or can be made (it
+    is made). The one overwrite rule of :func:`save` and of every command that writes.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    OSError
+        Its folder cannot be made or written to.
+    """
+    path = Path(path)
+    output_format(path, field)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        how = "--overwrite" if field.startswith("--") else "overwrite=True"
+        raise FileExistsError(f"{field}={str(path)!r} exists; pass {how} to replace it")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(
+            f"{field}={str(path)!r}: cannot make its folder {str(parent)!r} ({exc})"
+        ) from exc
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OSError(f"{field}={str(path)!r}: its folder {str(parent)!r} is not writable")
+    return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _write_new(ds, path: Path, kind: str) -> None:
+    """Write ``ds`` beside ``path`` and move it there once complete: a failed write never
+    leaves half a result at ``path``, nor removes what was there."""
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        if kind == "zarr":
+            ds.to_zarr(tmp, mode="w", consolidated=False)
+            target = tmp
+        else:
+            target = tmp / path.name
+            ds.to_netcdf(target, engine="h5netcdf")
+        if path.exists() or path.is_symlink():
+            _remove(path)
+        os.replace(target, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save(ds, path, *, weights=None, mode=None, overwrite: bool = False):
     """Save a dataset as Zarr (a ``.zarr`` folder) or netCDF (``.nc``) without loss.
 
     With ``weights``, they are stored beside the data (``PATH.weights.npz``) and their hash
     is checked against the dataset's, so :func:`load_run` can re-run the result bit for bit.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    path : str or Path
+        Ending in ``.zarr`` or ``.nc`` (``.nc4``, ``.netcdf``); its folder is made.
+    weights : GlomWeights, optional
+    mode : {None, "w-", "w", "a", "r+"}
+        None (default) and ``"w-"``: refuse an existing ``path``; ``"w"``: replace it
+        (as ``overwrite=True``); ``"a"``, ``"r+"``: write into an existing Zarr store
+        (``xarray.Dataset.to_zarr``'s modes).
+    overwrite : bool
+        Replace an existing ``path`` (and the weights saved beside it).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists, and neither ``overwrite=True`` nor ``mode="w"`` was given.
+    ValueError
+        A suffix other than ``.zarr``/``.nc``, an unknown ``mode``, or weights whose hash
+        is not the dataset's.
 
     Examples
     --------
@@ -204,23 +321,33 @@ def save(ds, path, *, weights=None, mode="w"):
     >>> cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2), steps=2)
     >>> w = gs.random_weights(cfg, seed=0)
     >>> ds = gs.simulate(cfg, w)
-    >>> p = gs.save(ds, os.path.join(tempfile.mkdtemp(), "run.zarr"), weights=w)
+    >>> p = gs.save(ds, os.path.join(tempfile.mkdtemp(), "new", "run.zarr"), weights=w)
     >>> bool((gs.open_dataset(p).embedding == ds.embedding).all())
     True
+    >>> p = gs.save(ds, p, weights=w, overwrite=True)  # without it: FileExistsError
     """
     path = Path(path)
+    if mode not in SAVE_MODES:
+        raise not_allowed("mode", mode, ", ".join(map(repr, SAVE_MODES)))
+    check_bool("overwrite", overwrite)
+    if mode == "w-" and overwrite:
+        raise ValueError("mode='w-' with overwrite=True: 'w-' refuses an existing path")
+    kind = output_format(path)
+    if mode in ("a", "r+") and kind != "zarr":
+        raise ValueError(f"mode={mode!r} writes into a Zarr store; path={str(path)!r} is netCDF")
     if weights is not None:
         weights.check_hash(ds.attrs.get("weights_hash"))
-    if path.suffix == ".zarr":
+    if mode in ("a", "r+"):
+        path.parent.mkdir(parents=True, exist_ok=True)
         ds.to_zarr(path, mode=mode, consolidated=False)
-    elif path.suffix in (".nc", ".nc4", ".netcdf"):
-        tmp = path.with_name(path.name + ".tmp")
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
     else:
-        raise ValueError(f"path={str(path)!r}: the suffix must be .zarr or .nc")
+        check_output(path, overwrite=overwrite or mode == "w")
+        _write_new(ds, path, kind)
+    wp = _weights_path(path)
     if weights is not None:
-        weights.save(_weights_path(path))
+        weights.save(wp)
+    elif mode not in ("a", "r+") and wp.exists():
+        wp.unlink()  # the weights of the result just replaced: they would not match it
     return path
 
 
@@ -238,7 +365,10 @@ def open_dataset(path, **kwargs):
 
 
 def load_run(path):
-    """(config, weights, dataset) of a saved run; weights are None if not saved beside."""
+    """(config, weights, dataset) of a saved run; weights are None if not saved beside.
+
+    Weights beside the data whose hash is not the dataset's are a ValueError naming the
+    file."""
     from .config import GlomConfig
     from .weights import load_weights
 
@@ -247,4 +377,6 @@ def load_run(path):
     cfg = GlomConfig.from_dataset(ds)
     wp = _weights_path(path)
     weights = load_weights(wp) if wp.exists() else None
+    if weights is not None:
+        weights.check_hash(ds.attrs.get("weights_hash"), where=str(wp))
     return cfg, weights, ds

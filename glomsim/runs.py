@@ -3,21 +3,60 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def _record_every(ds) -> int:
+    """The ``record_every`` a Dataset was recorded with, read back from its times (every
+    k-th step from 0, and the last): the step between the first two kept steps; a run
+    that kept only its first and last step had a k of at least its length."""
+    times = [int(t) for t in ds["time"].values]
+    if "record_every" in ds.attrs:
+        return int(ds.attrs["record_every"])
+    if len(times) < 2 or bool(ds.attrs.get("summaries_only", 0)):
+        return 1
+    return max(times[1] - times[0], 1)
+
+
+def _start(cfg, weights, ds):
+    """The initial state to pass again: None (the default start) when the Dataset's is
+    the weights' default, since the default is a broadcast view whose sums (the
+    summaries at step 0) round differently from a copy's; else the recorded state."""
+    from .inputs import initial_state
+
+    first = ds["embedding"].isel(time=0).values
+    if np.array_equal(first, initial_state(cfg, weights, None)):
+        return None
+    return first
+
+
+def _inputs(ds):
+    """The inputs to pass again: the tokens, with the scene's labels when the Dataset has
+    them (so the rerun keeps ``label``)."""
+    tokens = ds["input"].values
+    if "label" not in ds:
+        return tokens
+    return SimpleNamespace(tokens=tokens, labels=ds["label"].values, image=None)
 
 
 def rerun(ds, weights, **kwargs):
-    """Run again the simulation that produced ``ds`` (same config, inputs and initial
-    state); with the same weights the result is bit-identical. A ``summaries_only`` run is
-    re-run in that mode (``summaries_only=False`` in ``kwargs`` gives the full trajectory).
+    """Run again the simulation that produced ``ds`` (same config, inputs, initial state,
+    ``record_every`` and labels); with the same weights the result is bit-identical. A
+    ``summaries_only`` run is re-run in that mode (``summaries_only=False`` in ``kwargs``
+    gives the full trajectory); ``kwargs`` go to :func:`glomsim.simulate` and override
+    what is read from ``ds``.
 
     Examples
     --------
     >>> import glomsim as gs
-    >>> cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
+    >>> cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=7)
     >>> w = gs.random_weights(cfg, seed=1)
-    >>> ds = gs.simulate(cfg, w)
-    >>> bool((gs.rerun(ds, w).embedding == ds.embedding).all())
-    True
+    >>> ds = gs.simulate(cfg, w, record_every=3)
+    >>> again = gs.rerun(ds, w)
+    >>> [int(t) for t in again.time], bool((again.embedding == ds.embedding).all())
+    ([0, 3, 6, 7], True)
     """
     from .config import GlomConfig
     from .simulation import simulate
@@ -25,15 +64,12 @@ def rerun(ds, weights, **kwargs):
     cfg = GlomConfig.from_dataset(ds)
     weights.check_hash(ds.attrs.get("weights_hash"))
     steps = int(ds.time.values[-1])
-    kwargs.setdefault("summaries_only", bool(ds.attrs.get("summaries_only", 0)))
-    return simulate(
-        cfg,
-        weights,
-        inputs=ds["input"].values,
-        init=ds["embedding"].isel(time=0).values,
-        steps=steps,
-        **kwargs,
-    )
+    summaries_only = bool(ds.attrs.get("summaries_only", 0))
+    kwargs.setdefault("summaries_only", summaries_only)
+    if not kwargs["summaries_only"]:
+        kwargs.setdefault("record_every", _record_every(ds))
+    return simulate(cfg, weights, inputs=_inputs(ds), init=_start(cfg, weights, ds),
+                    steps=steps, **kwargs)  # fmt: skip
 
 
 def warmup(verbose: bool = False) -> float:

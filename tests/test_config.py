@@ -119,3 +119,59 @@ def test_config_file(tmp_path):
     assert gs.GlomConfig.from_file(p) == cfg
     with pytest.raises(ValueError, match="suffix"):
         gs.GlomConfig.from_file(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize(
+    "make,field",
+    [
+        (lambda: gs.Mix(previous=1e-320), "mix.previous"),  # subnormal even in float64
+        (lambda: gs.Mix(attention=1e308), "mix.attention"),
+        (lambda: gs.Mix(attention=[1.0, 1e-310]), "mix.attention[1]"),
+        (lambda: gs.Attention(kernel="gaussian", beta=1e300), "attention.beta"),
+        (lambda: gs.Attention(kernel="dot", beta=-1e200), "attention.beta"),
+        (lambda: gs.Attention(kernel="bounded", epsilon=1e-320), "attention.epsilon"),
+    ],
+)
+def test_values_that_vanish_or_overflow_in_float64_name_the_field(make, field):
+    with pytest.raises(ValueError) as err:
+        make()
+    msg = str(err.value)
+    assert msg.startswith(f"{field}=") and "float64" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(mix=gs.Mix(previous=1e-40)), "mix.previous"),
+        (dict(mix=gs.Mix(attention=1e30)), "mix.attention"),
+        (dict(mix=gs.Mix(attention=[1.0, 1e25])), "mix.attention[1]"),
+        (dict(levels=2, mix=[gs.Mix(top_down=1e-45), gs.Mix()]), "mix[0].top_down"),
+        (dict(attention=gs.Attention(kernel="gaussian", beta=1e30)), "attention.beta"),
+        (dict(levels=2, attention=[gs.Attention(), gs.Attention(beta=1e25)]),
+         "attention[1].beta"),
+        (dict(attention=gs.Attention(kernel="bounded", epsilon=1e-40)), "attention.epsilon"),
+    ],
+)  # fmt: skip
+def test_values_that_float32_cannot_hold_fail_validation_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError) as err:
+        gs.GlomConfig(dtype="float32", **kwargs)
+    msg = str(err.value)
+    assert msg.startswith(f"{field}=") and "dtype='float32'" in msg and "float64" in msg
+    # the same values are fine where float64 holds them
+    assert gs.GlomConfig(dtype="float64", **kwargs).dtype == "float64"
+
+
+def test_the_dtype_range_is_what_the_dtype_holds():
+    from glomsim.config import _magnitudes
+
+    for dtype in ("float32", "float64"):
+        lo, hi = _magnitudes(dtype)
+        dt = np.dtype(dtype)
+        # the smallest allowed magnitude is the smallest normal number of the dtype
+        assert dt.type(lo) == lo and np.finfo(dt).tiny == lo
+        # products of the largest allowed weight with a state of the same size are finite
+        with np.errstate(over="raise"):
+            assert np.isfinite(dt.type(hi) * dt.type(hi * 0.999))
+    # a zero weight stays allowed: it switches its contribution off
+    cfg = gs.GlomConfig(dtype="float32", mix=gs.Mix(bottom_up=0, top_down=1e10, previous=0))
+    assert cfg.mix.bottom_up == 0.0

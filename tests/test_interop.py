@@ -236,3 +236,22 @@ def test_import_glomsim_does_not_import_torch():
     code = "import sys, glomsim, glomsim.interop; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_the_config_dtype_follows_the_model(precision):
+    model = make_model(CONFIGS[0], seed=0)
+    if precision == "float64":
+        model = model.double()
+    cfg, _ = from_glom_pytorch(model)
+    assert cfg.dtype == precision
+    cfg, _ = from_glom_pytorch(model.state_dict())
+    assert cfg.dtype == precision
+    # dtype= still chooses
+    other = "float32" if precision == "float64" else "float64"
+    assert from_glom_pytorch(model, dtype=other)[0].dtype == other
+
+
+def test_a_half_precision_model_runs_in_float32():
+    model = make_model(CONFIGS[0], seed=0).half()
+    assert from_glom_pytorch(model)[0].dtype == "float32"

@@ -10,6 +10,7 @@ field and exit code 2, before any work.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..defaults import DEFAULT_RUN
@@ -54,14 +55,32 @@ def _error_line(command: str, exc: BaseException) -> str:
     return f"glomsim {command}: error: {msg}"
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away (``glomsim run | head -1``),
+    so that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (tests)
+        pass
+
+
 def main(argv=None) -> int:
     """Run ``glomsim`` with ``argv`` (default: the process's arguments); returns the exit
-    code: 2 with a one-line error on bad input."""
+    code: 2 with a one-line error on bad input (a run too large for this machine's memory
+    included); 0, quietly, when the reader of stdout goes away (``| head -1``)."""
+    from .._memory import RunMemoryError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    usage_errors = (UsageError,) + tuple(getattr(args, "usage_errors", ()))
+    usage_errors = (UsageError, RunMemoryError) + tuple(getattr(args, "usage_errors", ()))
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except usage_errors as exc:
         print(_error_line(args.command, exc), file=sys.stderr)
         return 2

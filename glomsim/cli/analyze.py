@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ._common import UsageError, is_single_run, open_run
 
 #: The per-level columns of the printed table (``ari`` is added for scene runs).
@@ -16,8 +14,13 @@ def register(subparsers):
         "analyze", help="islands, hierarchy, agreement and convergence of a run"
     )
     a.add_argument("store", help="a run written by glomsim run (.zarr or .nc)")
-    a.add_argument("--threshold", type=float, default=0.99, help="island cosine threshold")
-    a.add_argument("-o", "--output", help="also write the measurements (.nc or .zarr)")
+    a.add_argument(
+        "--threshold", type=float, default=0.99, help="island cosine threshold, in [-1, 1]"
+    )
+    a.add_argument(
+        "-o", "--output", help="also write the measurements (.nc or .zarr, by the suffix)"
+    )
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     a.set_defaults(func=cmd_analyze)
     return a
 
@@ -35,7 +38,21 @@ def _print_table(ds, res):
     print(f"parse-tree score at the end: {float(last['parse_score']):.3f}")
 
 
+def _check_options(args):
+    """Every option checked before the run is opened or anything computed."""
+    from .._validate import check_real
+    from ..dataset import check_output
+
+    try:
+        check_real("--threshold", args.threshold, lo=-1, hi=1, note="(a cosine)")
+        if args.output:
+            check_output(args.output, overwrite=args.overwrite, field="--output")
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def cmd_analyze(args):
+    _check_options(args)
     ds = open_run(args.store)
     if not is_single_run(ds):
         raise UsageError(
@@ -48,10 +65,8 @@ def cmd_analyze(args):
           f"{ds.sizes['column']} columns")  # fmt: skip
     _print_table(ds, res)
     if args.output:
-        out = Path(args.output)
-        if out.suffix == ".nc":
-            res.to_netcdf(out, engine="h5netcdf")
-        else:
-            res.to_zarr(out, mode="w", consolidated=False)
+        from ..dataset import save
+
+        out = save(res, args.output, overwrite=args.overwrite)
         print(f"wrote {out}")
     return 0

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
-#: Optional or heavy packages whose versions ``glomsim info`` reports (None: not installed).
-PACKAGES = ("xarray", "zarr", "dask", "scipy", "torch", "glom_pytorch")
+#: Optional or heavy packages whose versions ``glomsim info`` reports (None: not
+#: installed), by import name, with their distribution names: versions come from the
+#: installed metadata, so nothing is imported (torch alone takes seconds).
+PACKAGES = {
+    "xarray": "xarray",
+    "zarr": "zarr",
+    "dask": "dask",
+    "scipy": "scipy",
+    "torch": "torch",
+    "glom_pytorch": "glom-pytorch",
+}
 
 
 def register(subparsers):
@@ -14,6 +25,46 @@ def register(subparsers):
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
     return i
+
+
+def package_version(module: str, dist: str) -> str | None:
+    """The installed version of distribution ``dist`` (import name ``module``), or None
+    when it is not installed.
+
+    Examples
+    --------
+    >>> import numpy
+    >>> package_version("numpy", "numpy") == numpy.__version__
+    True
+    >>> package_version("no_such_module", "no-such-dist") is None
+    True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+    from importlib.util import find_spec
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        pass
+    try:  # importable without metadata (a source tree on the path): its own attribute
+        if find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    m = __import__(module)
+    return str(getattr(m, "__version__", "unknown"))
+
+
+def cache_dir() -> str | None:
+    """The folder numba's cache of glomsim's kernels lives in (None: caching is off):
+    ``NUMBA_CACHE_DIR`` when set, else ``glomsim/_kernels/__pycache__``, as
+    :mod:`glomsim._kernels.jit` probes it."""
+    from .._kernels import jit
+
+    if not jit.CACHE:
+        return None
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    return str(Path(env).resolve() if env else Path(jit.__file__).resolve().parent / "__pycache__")
 
 
 def _versions() -> dict:
@@ -33,6 +84,7 @@ def _versions() -> dict:
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": numba.config.THREADING_LAYER,
         "numba_cache": CACHE,
+        "numba_cache_dir": cache_dir(),
     }
     from threadpoolctl import threadpool_info
 
@@ -40,12 +92,8 @@ def _versions() -> dict:
         {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
         for p in threadpool_info()
     ]
-    for mod in PACKAGES:
-        try:
-            m = __import__(mod)
-            info[mod] = getattr(m, "__version__", "installed")
-        except ImportError:
-            info[mod] = None
+    for module, dist in PACKAGES.items():
+        info[module] = package_version(module, dist)
     return info
 
 

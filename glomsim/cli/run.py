@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from .._validate import one_line
 from ._common import UsageError, load_config
 
 
@@ -47,15 +48,34 @@ def _config(args):
             f"--record-every={args.record_every} with --summaries-only: a summaries-only run "
             "keeps the first and last states and summarises every step; drop --record-every"
         )
+    if cfg.seed < 0 and not (args.weights and args.no_scene):
+        # the seed of the random weights and of the scene: numpy takes seeds >= 0 only
+        where = "built-in config" if args.config is None else str(args.config)
+        raise UsageError(f"{where}: seed={cfg.seed} is not allowed; allowed: an integer >= 0")
     return cfg
 
 
+def partial_path(out: Path) -> Path:
+    """Where ``glomsim run -o OUT`` saves the steps computed before a divergence:
+    ``run.partial.zarr`` beside ``run.zarr`` (``run.partial.nc`` beside ``run.nc``)."""
+    return out.with_name(out.stem + ".partial" + out.suffix)
+
+
 def _output(args) -> Path:
-    out = Path(args.output)
-    if out.suffix not in (".zarr", ".nc"):
-        raise UsageError(f"--output={str(out)!r}: the suffix must be .zarr or .nc")
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"--output={str(out)!r} exists; pass --overwrite to replace it")
+    """The output path, checked (and its folder made) before any work; so is the path a
+    divergence's partial result would go to."""
+    from ..dataset import check_output
+
+    try:
+        out = check_output(args.output, overwrite=args.overwrite, field="--output")
+        part = partial_path(out)
+        if part.exists() and not args.overwrite:
+            raise FileExistsError(
+                f"--output={str(out)!r}: {str(part)!r} (the partial result of an earlier run "
+                "that diverged) exists; remove it or pass --overwrite"
+            )
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
     return out
 
 
@@ -64,12 +84,46 @@ def _weights(args, cfg):
 
     if not args.weights:
         return random_weights(cfg, cfg.seed)
+    if not Path(args.weights).is_file():
+        raise UsageError(f"--weights={args.weights}: no such file")
     try:
         w = load_weights(args.weights)
+    except Exception as exc:  # numpy's, zipfile's, json's: not a weights file, whatever it is
+        raise UsageError(
+            f"--weights={args.weights}: not a glomsim weights file (.npz from glomsim train "
+            f"or GlomWeights.save): {one_line(exc, 200)}"
+        ) from exc
+    try:
         w.check(cfg)
-    except (OSError, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:
         raise UsageError(f"--weights={args.weights}: {exc}") from exc
     return w
+
+
+def _scene(args, cfg):
+    """The built-in scene for the config's grid (None with --no-scene or positions)."""
+    from ..scenes import make_scene
+
+    if args.no_scene or cfg.grid is None:
+        return None
+    try:
+        return make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=cfg.seed)
+    except ValueError as exc:
+        where = "built-in config" if args.config is None else str(args.config)
+        raise UsageError(
+            f"{where}: no scene fits grid={list(cfg.grid)} ({exc}); pass --no-scene to run "
+            "with zero inputs"
+        ) from exc
+
+
+def _check_memory(args, cfg, weights):
+    from .._memory import check_run_memory
+
+    try:
+        check_run_memory(cfg, cfg.steps, args.record_every, args.summaries_only, 1,
+                         weights=weights)  # fmt: skip
+    except MemoryError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _print_summary(summary, path, seconds):
@@ -88,28 +142,53 @@ def _print_summary(summary, path, seconds):
         print(f"{level:>5}  " + "  ".join(cells))
 
 
+def _save_partial(exc, out, weights, overwrite) -> str:
+    """Save a diverged run's steps beside ``out``; the one line that says what and where."""
+    from ..dataset import save
+
+    part = partial_path(out)
+    partial = exc.partial
+    last = int(partial.time.values[-1])
+    if "rms" in partial:
+        what = f"the summaries of steps 0-{last} and the state at step {last}"
+    else:
+        what = f"the {partial.sizes['time']} recorded steps up to step {last}"
+    head = f"the state became non-finite at step {exc.step}, level {exc.level}"
+    hint = "try smaller mixing weights, normalize='l2' or a smaller beta"
+    try:
+        save(partial, part, weights=weights, overwrite=overwrite)
+    except (OSError, ValueError) as err:
+        return f"{head}; saving {what} to {part} failed ({one_line(err, 200)}); {hint}"
+    return f"{head}; {what} are saved in {part} ({hint})"
+
+
 def cmd_run(args):
     from ..dataset import save
-    from ..scenes import make_scene
-    from ..simulation import simulate
+    from ..simulation import SimulationDiverged, simulate
 
     cfg = _config(args)
     out = _output(args)
-    w = _weights(args, cfg)
-    scene = None
-    if not args.no_scene and cfg.grid is not None:
-        scene = make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=cfg.seed)
+    if args.weights:  # a file that exists: its size is known (identity weights: no nets)
+        w = _weights(args, cfg)
+        _check_memory(args, cfg, w)
+    else:  # before making any weights or scene
+        _check_memory(args, cfg, None)
+        w = _weights(args, cfg)
+    scene = _scene(args, cfg)
     t0 = time.perf_counter()
-    ds = simulate(
-        cfg,
-        w,
-        inputs=scene,
-        record_every=args.record_every,
-        progress=not args.quiet,
-        summaries_only=args.summaries_only,
-    )
+    try:
+        ds = simulate(
+            cfg,
+            w,
+            inputs=scene,
+            record_every=args.record_every,
+            progress=not args.quiet,
+            summaries_only=args.summaries_only,
+        )
+    except SimulationDiverged as exc:
+        raise UsageError(_save_partial(exc, out, w, args.overwrite)) from None
     seconds = time.perf_counter() - t0
-    save(ds, out, weights=w)
+    save(ds, out, weights=w, overwrite=args.overwrite)
     from analysis import summarize
 
     summary = summarize(ds)

@@ -227,8 +227,17 @@ def _package_version() -> str | None:
         return None
 
 
+def _model_dtype(sd: dict) -> str:
+    """The simulation dtype that follows a state dict's parameters: float64 when any
+    floating tensor is float64, else float32 (half and bfloat16 included)."""
+    import torch
+
+    floats = [t for t in sd.values() if hasattr(t, "dtype") and t.dtype.is_floating_point]
+    return "float64" if any(t.dtype == torch.float64 for t in floats) else "float32"
+
+
 def from_glom_pytorch(
-    model_or_state_dict, *, iters: int | None = None, dtype: str = "float32", **glom_kwargs
+    model_or_state_dict, *, iters: int | None = None, dtype: str | None = None, **glom_kwargs
 ) -> tuple[GlomConfig, GlomWeights]:
     """The glomsim config and weights that reproduce a glom-pytorch ``Glom`` exactly.
 
@@ -242,8 +251,9 @@ def from_glom_pytorch(
         A module (its settings are read from it) or its ``state_dict()``.
     iters : int, optional
         Steps of the returned config; default glom-pytorch's ``2 * levels``.
-    dtype : {"float32", "float64"}
-        Arithmetic of the simulation. The weights keep the tensors' values exactly.
+    dtype : {"float32", "float64"}, optional
+        Arithmetic of the simulation; default the model's: float64 when its parameters
+        are float64, else float32. The weights keep the tensors' values exactly.
     **glom_kwargs
         With a state dict only: the ``Glom`` constructor arguments ``dim``, ``levels``,
         ``image_size``, ``patch_size``, ``consensus_self``, ``local_consensus_radius``.
@@ -290,6 +300,8 @@ def from_glom_pytorch(
     levels, dim = kw["levels"], kw["dim"]
     if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 0):
         raise ValueError(f"iters={iters!r} must be an integer >= 0 or None (2 * levels)")
+    if dtype is None:
+        dtype = _model_dtype(sd)
 
     cfg = GlomConfig(
         levels=levels,
