@@ -261,7 +261,7 @@ def main():
     import glomsim as gs
 
     ds, conv, moduli, consensus, rows, summary = degroot(study)
-    gs.save(ds, study.results / "degroot.nc")
+    gs.save(ds, study.results / "degroot.nc", overwrite=True)  # a rerun replaces it
     plot_degroot(study, ds, conv, moduli, consensus)
     print("DeGroot (lazy uniform averaging, 4x6 grid, radius 1.5)")
     print(_common.table(rows, floatfmt=".6g"))
