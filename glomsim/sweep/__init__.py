@@ -10,8 +10,10 @@ The package re-exports its parts, one job each: :mod:`~glomsim.sweep.spec` (the 
 language: :class:`SweepSpec`, :class:`Axis`, :func:`load_spec`),
 :mod:`~glomsim.sweep.runs` (what the workers do: prepare, simulate and measure runs),
 :mod:`~glomsim.sweep.execute` (the Dask driver, :func:`run`) and
-:mod:`~glomsim.sweep.store` (the Zarr layout, :func:`open_sweep`). The command line is
-:mod:`glomsim.cli.sweep`.
+:mod:`~glomsim.sweep.store` (the Zarr layout; :func:`open_sweep` reads it back). What a
+sweep says when it cannot do everything (:class:`StoreLocked`, :class:`SweepIncomplete`,
+:class:`SweepRunsFailed`, :class:`SweepDamaged`) is :mod:`~glomsim.sweep._errors`. The
+command line is :mod:`glomsim.cli.sweep`.
 
 Examples
 --------
@@ -32,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+from ._errors import StoreLocked, SweepDamaged, SweepIncomplete, SweepRunsFailed, SweepWarning
 from .execute import run
 from .runs import run_batch, simulate_run, simulate_runs
 from .spec import MODES, Axis, SpecError, SweepSpec, load_spec
@@ -49,4 +52,9 @@ __all__ = [
     "simulate_run",
     "simulate_runs",
     "run_batch",
+    "StoreLocked",
+    "SweepIncomplete",
+    "SweepWarning",
+    "SweepRunsFailed",
+    "SweepDamaged",
 ]

@@ -4,18 +4,35 @@ The client is the caller's (a ``distributed.Client`` or a scheduler address, use
 and never shut down here), ``"sync"`` (this process, no Dask), or by default an embedded
 local cluster that is closed when the sweep ends. Results never pass through the driver:
 each task writes its runs into the store (:mod:`glomsim.sweep.store`) itself.
+
+What the driver guarantees: one writer per store (it holds the store's lock from start
+to end); tasks that carry the spec itself, so Dask reschedules a lost worker's tasks on the
+workers that remain or join; runs still pending after that read back from the store and
+resubmitted, up to ``_ROUNDS`` times; and an end that says what is left: a
+:class:`~glomsim.sweep.SweepIncomplete` error while runs are pending, a
+:class:`~glomsim.sweep.SweepRunsFailed` warning when runs failed.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 from .._validate import is_int, not_allowed, one_line
 from . import store as st
-from .runs import run_batch
+from ._errors import FIRST_FEW, SweepDamaged, SweepIncomplete, SweepRunsFailed
+from ._lock import store_lock
+from .runs import run_batch, run_task
 from .spec import load_spec
+
+#: Submissions of the runs still pending: the first, and resubmissions of runs whose
+#: tasks were lost (Dask itself reschedules the tasks of a lost worker; this is for tasks
+#: it gave up on, e.g. cancelled when their worker left).
+_ROUNDS = 3
+#: Seconds to wait for a scheduler given by address before saying it did not answer.
+CONNECT_TIMEOUT = 5
 
 __all__ = ["run"]
 
@@ -38,7 +55,10 @@ def _start_cluster(workers):
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # no dashboard, and the scheduler's small HTTP server on a free loopback port:
+        # dashboard_address=None would still bind 8787, and warn when another sweep has it
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         # one numba thread per worker process: N workers use N cores, not N x cores
         env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
     )
@@ -63,15 +83,19 @@ def run(
         Anything :func:`load_spec` takes; validated before any work.
     store : path
         The Zarr store (a folder, ``.zarr`` by convention) on a filesystem every worker
-        can reach (shared on a cluster); URLs are not supported.
+        can reach (shared on a cluster); URLs are not supported. The sweep holds the lock
+        file ``<store>.lock`` while it runs: one sweep per store at a time.
     client : distributed.Client, str or "sync", optional
         A client, or a scheduler address (``tcp://host:port``), used as it is and never
-        shut down here. ``"sync"`` runs the batches one after another in this process (for
-        debugging and small tests). Default: an embedded ``LocalCluster`` of ``workers``
-        single-threaded worker processes, closed when done.
+        shut down here; an address that does not answer within ``CONNECT_TIMEOUT``
+        seconds is refused before the store is touched. ``"sync"`` runs the batches one
+        after another in this process (for debugging and small tests). Default: an
+        embedded ``LocalCluster`` of ``workers`` single-threaded worker processes, closed
+        when done.
     resume : bool
         Skip runs already recorded in ``store`` (done, or failed unless
-        ``retry_failed``). ``False`` starts over, replacing a previous sweep's store.
+        ``retry_failed``); runs found damaged are redone. ``False`` starts over,
+        replacing a previous sweep's store.
     workers : int, optional
         Worker processes of the embedded cluster; default the number of cores.
     progress : bool
@@ -87,13 +111,26 @@ def run(
         (through a multi-index on ``point`` in zip and random modes). Variables per run:
         ``status`` (0 pending, 1 done, 2 failed), ``error``, ``island_count``, ``ari``,
         ``residual``, ``settled_step``, ``rate``, optional ``spectral_radius``,
-        ``embedding``. Attrs ``sweep_done``, ``sweep_failed``, ``sweep_failures`` (JSON
-        reasons with counts), the spec as TOML and its hash.
+        ``embedding``. Attrs ``sweep_done``, ``sweep_failed``, ``sweep_pending``,
+        ``sweep_failures`` (JSON reasons with counts), the spec as TOML and its hash.
 
     Raises
     ------
     ValueError
-        A bad spec, or a store that holds something else (a different sweep, not a sweep).
+        A bad spec, a store that holds something else (a different sweep, not a sweep),
+        or a scheduler address that does not answer.
+    StoreLocked
+        Another sweep is writing ``store`` (the message names it: host, pid, since).
+    SweepIncomplete
+        Runs are still pending at the end (their workers were lost and no worker took
+        them up); ``.dataset`` is the store as it is. Running the sweep again resumes them.
+
+    Warns
+    -----
+    SweepRunsFailed
+        Some runs (or all) failed; their ``error`` says why.
+    SweepDamaged
+        On resume: recorded runs whose chunks were missing or cut short (they are redone).
 
     Examples
     --------
@@ -108,27 +145,45 @@ def run(
     spec = load_spec(spec)
     store = str(Path(store).expanduser().resolve())
     layout = st.Layout(spec)
+    client, own = _connect(client)
+    try:
+        with store_lock(store):
+            ds = _sweep(spec, store, layout, client, workers, progress, resume, retry_failed)
+    finally:
+        if own is not None:
+            own.close()
+    _report(spec, ds, store)
+    return ds
+
+
+def _sweep(spec, store, layout, client, workers, progress, resume, retry_failed):
     t0 = time.perf_counter()
-    status = st.prepare(store, spec, layout, resume=resume)
+    status, damaged = st.prepare(store, spec, layout, resume=resume)
+    if damaged:
+        first = "; ".join(
+            f"{run_label(spec, i)}: {why}" for i, why in list(damaged.items())[:FIRST_FEW]
+        )
+        warnings.warn(
+            SweepDamaged(
+                f"sweep store {store!r}: {len(damaged)} recorded run(s) were damaged "
+                f"({first}); they are redone"
+            ),
+            stacklevel=3,
+        )
     todo = status == st.PENDING
     if retry_failed:
         todo |= status == st.FAILED
     n_before = int((~todo).sum())
-    batches = []
-    for batch in spec.batches():
-        left = tuple(i for i in batch if todo.flat[i])
-        if left:
-            batches.append(left)
-
+    batches = _batches(spec, todo)
     bar = None
-    if progress:
+    if progress and batches:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=spec.n_runs, initial=n_before, desc=f"sweep {spec.name}", unit="run")
     try:
         if client == "sync":
             for batch in batches:
-                run_batch(spec, store, batch)
+                run_batch(spec, store, batch, layout=layout)
                 if bar is not None:
                     bar.update(len(batch))
         elif batches:
@@ -136,64 +191,155 @@ def run(
     finally:
         if bar is not None:
             bar.close()
-    st.finish(store, layout, seconds=time.perf_counter() - t0, skipped=n_before)
-    return st.open_sweep(store)
+    # a resume with nothing left to do keeps the time of the invocation that did the work
+    seconds = time.perf_counter() - t0 if batches else None
+    st.finish(store, layout, seconds=seconds, skipped=n_before)
+    return st.open_sweep(store, check=False)
 
 
-def _connect(client, workers):
-    """(client, the client to close, the cluster to close) for ``run``'s ``client``."""
-    from distributed import Client
+def _batches(spec, todo) -> list[tuple[int, ...]]:
+    """The spec's batches, each cut down to its runs in ``todo`` (flat over the runs)."""
+    flat = todo.reshape(-1)
+    out = []
+    for batch in spec.batches():
+        left = tuple(i for i in batch if flat[i])
+        if left:
+            out.append(left)
+    return out
 
-    if client is None:
-        cluster, client = _start_cluster(workers)
-        return client, client, cluster
+
+def run_label(spec, index: int) -> str:
+    """``beta=2.0, radius=inf, seed=1`` for run ``index`` of ``spec``."""
+    point, seed, member = spec.unravel(index)
+    values = spec.points[point]
+    parts = [f"{a.name}={a.label_of(values[a.name])}" for a in spec.axes]
+    parts.append(f"seed={seed}")
+    if member is not None:
+        parts.append(f"member={member}")
+    return ", ".join(parts)
+
+
+def _first_runs(spec, indices) -> str:
+    shown = "; ".join(run_label(spec, int(i)) for i in indices[:FIRST_FEW])
+    return shown + ("; ..." if len(indices) > FIRST_FEW else "")
+
+
+def _report(spec, ds, store) -> None:
+    """Raise or warn when the sweep's end leaves runs pending or failed."""
+    import numpy as np
+
+    status = ds["status"].values.reshape(-1)
+    pending = np.flatnonzero(status == st.PENDING)
+    failed = np.flatnonzero(status == st.FAILED)
+    n = spec.n_runs
+    if len(pending):
+        raise SweepIncomplete(
+            f"sweep {spec.name!r}: {len(pending)} of {n} runs are still pending "
+            f"({_first_runs(spec, pending)}) and {len(failed)} failed: their workers were "
+            f"lost; run the sweep again on {store!r} to resume them",
+            dataset=ds,
+            pending=pending.tolist(),
+            failed=failed.tolist(),
+        )
+    if len(failed):
+        errors = ds["error"].values.reshape(-1)
+        first = f"{run_label(spec, int(failed[0]))}: {errors[failed[0]]}"
+        what = (
+            f"every run ({n}) failed" if len(failed) == n else f"{len(failed)} of {n} runs failed"
+        )
+        warnings.warn(
+            SweepRunsFailed(
+                f"sweep {spec.name!r}: {what}, e.g. {one_line(first, 300)}; the store's "
+                "error variable says why for each (retry_failed=True, --retry-failed, "
+                "runs them again)"
+            ),
+            stacklevel=3,
+        )
+
+
+def _connect(client):
+    """(the client to use, the client to close here) for ``run``'s ``client``; an address
+    is connected to now, so that one that does not answer fails before any work."""
+    if client is None or client == "sync":
+        return client, None
     if isinstance(client, str):
-        client = Client(client)
-        return client, client, None
+        from distributed import Client
+
+        try:
+            own = Client(client, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ValueError(
+                f"client={client!r}: no Dask scheduler answered there within "
+                f"{CONNECT_TIMEOUT} s ({type(exc).__name__}); start one (dask scheduler) "
+                "or check the address"
+            ) from None
+        return own, own
     if not hasattr(client, "submit"):
         raise TypeError(
             f"client={client!r} must be a distributed.Client, a scheduler address, 'sync' or None"
         )
-    return client, None, None
+    return client, None
 
 
 def _run_distributed(spec, store, layout, batches, client, workers, bar):
+    cluster = None
+    if client is None:
+        cluster, client = _start_cluster(workers)
+    try:
+        text, digest = spec.to_toml(), spec.content_hash()
+        for _ in range(_ROUNDS):
+            _submit(client, (text, digest, store), layout, batches, bar)
+            # what is still pending (a task lost, not merely failed) goes round again
+            status = st.read_all_status(store, layout).reshape(-1)
+            batches = [b for b in batches if any(status[i] == st.PENDING for i in b)]
+            batches = [tuple(i for i in b if status[i] == st.PENDING) for b in batches]
+            if not batches:
+                break
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
+
+
+def _submit(client, args, layout, batches, bar) -> None:
+    """One round: every batch as one task; wait for all of them."""
     import uuid
 
     from distributed import as_completed
 
-    client, own, cluster = _connect(client, workers)
+    text, digest, store = args
     token = uuid.uuid4().hex[:8]
     futures = {}
     try:
-        # the spec is shipped once and shared by every task
-        spec_future = client.scatter(spec, broadcast=True)
         for k, batch in enumerate(batches):
             fut = client.submit(
-                run_batch, spec_future, store, batch, key=f"glomsim-sweep-{token}-{k}", pure=False
+                run_task, text, digest, store, batch, key=f"glomsim-sweep-{token}-{k}", pure=False
             )
             futures[fut] = batch
         for fut in as_completed(futures):
             batch = futures.pop(fut)
-            if fut.status == "error":
-                _fail_task(store, layout, batch, fut.exception())
-            if bar is not None:
-                bar.update(len(batch))
+            done = 0
+            if fut.status == "finished":
+                done = len(fut.result())
+            elif fut.status == "error":
+                done = _fail_task(store, layout, batch, fut.exception())
+            # anything else (cancelled, lost) leaves its runs pending for the next round
+            if bar is not None and done:
+                bar.update(done)
             fut.release()
     except BaseException:
         for fut in list(futures):
             fut.cancel()
         raise
-    finally:
-        if own is not None:
-            own.close()
-        if cluster is not None:
-            cluster.close()
 
 
-def _fail_task(store, layout, batch, exc) -> None:
-    # the whole task died (e.g. its worker was killed): its unfinished runs fail
+def _fail_task(store, layout, batch, exc) -> int:
+    """The whole task raised (e.g. its runs killed their workers again and again, so Dask
+    gave up: KilledWorker): its unfinished runs fail, with why; how many."""
     msg = one_line(f"task failed: {type(exc).__name__}: {exc}")
+    n = 0
     for index in batch:
         if st.read_status(store, layout, index) == st.PENDING:
             st.write_run(store, layout, index, None, msg)
+            n += 1
+    return n

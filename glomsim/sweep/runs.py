@@ -8,6 +8,7 @@ simulation core, beside :mod:`glomsim.cli`, that imports :mod:`analysis` (inside
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ from .._validate import one_line
 from . import store as st
 from .spec import SweepSpec
 
-__all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch"]
+__all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch", "run_task"]
 
 
 def prepare_run(spec: SweepSpec, index: int):
@@ -139,6 +140,19 @@ def _quietly(func, *args):
         return func(*args)
 
 
+def _reason(exc: Exception) -> str:
+    """A failed run's ``error``: one line. A divergence is told by its step and level, as
+    the sweep keeps none of its steps (simulate's message points at ``.partial``)."""
+    from ..simulation import SimulationDiverged
+
+    if isinstance(exc, SimulationDiverged):
+        return (
+            f"SimulationDiverged: the state became non-finite at step {exc.step}, level "
+            f"{exc.level} (try smaller mixing weights, normalize='l2' or a smaller beta)"
+        )
+    return one_line(f"{type(exc).__name__}: {exc}")
+
+
 def _run_group(spec: SweepSpec, store: str, layout, group: list[int]) -> list:
     """Runs of one sweep point: one ensemble, or one by one when the ensemble fails, so
     that each failure is attributed to its own run."""
@@ -156,13 +170,13 @@ def _run_group(spec: SweepSpec, store: str, layout, group: list[int]) -> list:
             try:
                 values, error = _quietly(simulate_run, spec, index), ""
             except Exception as exc:  # noqa: BLE001 - every failure is a result
-                values, error = None, one_line(f"{type(exc).__name__}: {exc}")
+                values, error = None, _reason(exc)
         status = st.write_run(store, layout, index, values, error)
         results.append((int(index), status, error))
     return results
 
 
-def run_batch(spec: SweepSpec, store: str, indices) -> list[tuple[int, int, str]]:
+def run_batch(spec: SweepSpec, store: str, indices, *, layout=None) -> list[tuple[int, int, str]]:
     """Run and write the runs ``indices`` that are not done yet; the task of one batch.
 
     Each run's data is written to its own region, then its status: a run killed
@@ -177,7 +191,7 @@ def run_batch(spec: SweepSpec, store: str, indices) -> list[tuple[int, int, str]
     """
     import numba
 
-    layout = st.Layout(spec)
+    layout = st.Layout(spec) if layout is None else layout
     threads = numba.get_num_threads()
     # one numba thread per task: the sweep is parallel over runs, and numba's threads
     # beside other workers' made small runs 50x slower on 2 cores (set_num_threads is
@@ -195,3 +209,30 @@ def run_batch(spec: SweepSpec, store: str, indices) -> list[tuple[int, int, str]
     finally:
         numba.set_num_threads(threads)
     return results
+
+
+@functools.lru_cache(maxsize=4)
+def _spec_of(text: str, content_hash: str):
+    """The spec and layout that the TOML ``text`` describes, once per worker process."""
+    import tomllib
+
+    from .spec import load_spec
+
+    spec = load_spec(tomllib.loads(text))
+    if spec.content_hash() != content_hash:
+        raise RuntimeError(
+            "the sweep spec changed on its way to the worker (its content hash differs); "
+            "is the worker's glomsim the driver's version?"
+        )
+    return spec, st.Layout(spec)
+
+
+def run_task(spec_toml: str, content_hash: str, store: str, indices):
+    """The Dask task of one batch: :func:`run_batch` with the spec given as its TOML.
+
+    Every task carries the spec's text itself (a few kB), never a reference to data held
+    by a worker, so a task whose worker is lost is rescheduled on any other worker with
+    nothing missing; each worker parses a spec once.
+    """
+    spec, layout = _spec_of(spec_toml, content_hash)
+    return run_batch(spec, store, indices, layout=layout)

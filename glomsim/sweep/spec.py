@@ -37,6 +37,7 @@ from ._fields import (
     set_config,
     spec_error,
 )
+from ._memory import check_memory
 
 __all__ = ["Axis", "SweepSpec", "SpecError", "load_spec", "MODES"]
 
@@ -360,6 +361,7 @@ def _check_combinations(spec: SweepSpec) -> None:
     if spec.members and spec.member_varies == "weights" and spec.weights["kind"] == "identity":
         raise spec_error("sweep.member_varies", "'weights' needs random weights (weights.kind)")
     _check_keep(spec)
+    check_memory(spec)
 
 
 def _check_some_valid(spec: SweepSpec) -> None:

@@ -1,25 +1,31 @@
 """The Zarr layout of a sweep: template, one region per run, status flags, final attrs.
 
-The store is written in three phases:
+The store is written in three phases, by one sweep at a time (the caller holds the
+store's lock, :mod:`glomsim.sweep._lock`):
 
-1. ``prepare``: the template (every variable's metadata and the coordinates) is written
-   once with ``to_zarr(compute=False)``; chunks are 1 along the sweep dimensions, so
-   every run owns its chunks. The root attr ``sweep_ready`` is set last: a store without
-   it was cut short before any run and is simply rebuilt.
-2. ``write_run``: a run writes its data and its ``error`` text into its region, and only
-   after that its ``status`` (1 done, 2 failed). Zarr writes each chunk file atomically
-   (a temporary file renamed into place), so a run killed at any moment is either
-   complete with its status set, or still pending and redone identically on resume.
+1. ``prepare``: the template (every variable's metadata and the coordinates, the empty
+   size record of :mod:`glomsim.sweep._integrity`, consolidated metadata) is written
+   with ``to_zarr(compute=False)`` into a temporary folder beside the store and renamed
+   into place, so a store is never seen half made. Chunks are 1 along the sweep
+   dimensions, so every run owns its chunks. On resume, runs whose chunks were damaged
+   since are set back to pending.
+2. ``write_run``: a run writes its data and its ``error`` text into its region, then the
+   sizes of its chunk files, and only after that its ``status`` (1 done, 2 failed). Zarr
+   writes each chunk file atomically (a temporary file renamed into place), so a run
+   killed at any moment is either complete with its status set, or still pending and
+   redone identically on resume.
 3. ``finish``: counts and failure reasons go into the root attrs.
 
-:func:`open_sweep` reads a store back as a Dataset, :func:`summary_text` describes it. The
-variables' dims, dtypes and attrs come from :mod:`glomsim.variables`.
+:func:`open_sweep` (in :mod:`glomsim.sweep._open`) reads a store back as a Dataset,
+:func:`summary_text` describes it. The variables' dims, dtypes and attrs come from
+:mod:`glomsim.variables`.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -27,8 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from ..variables import COORDS, VARIABLES, attrs
+from . import _integrity as integrity
+from ._integrity import DONE, FAILED, PENDING
+from ._open import dataset_label, open_sweep, summary_text
 
-PENDING, DONE, FAILED = 0, 1, 2
+__all__ = ["Layout", "prepare", "write_run", "finish", "open_sweep", "summary_text"]
+__all__ += ["PENDING", "DONE", "FAILED", "RESULTS", "read_status", "dataset_label"]
+
 _STRING = np.dtypes.StringDType()
 #: Distinct failure reasons listed in the attrs (the error variable has them all).
 _MAX_REASONS = 20
@@ -240,13 +251,15 @@ def _differences(stored_toml: str, spec) -> str:
     return ", ".join(diff) or "details"
 
 
-def prepare(store: str, spec, layout: Layout, *, resume: bool) -> np.ndarray:
-    """Make ``store`` ready and return the status of every run (shape ``layout.shape``).
+def prepare(store: str, spec, layout: Layout, *, resume: bool) -> tuple[np.ndarray, dict]:
+    """Make ``store`` ready; the status of every run (shape ``layout.shape``) and the
+    damaged runs found on resume ({index: what is wrong}, now pending again).
 
     Resuming needs the same spec (its content hash); a folder that is not a glomsim
-    sweep is never deleted.
+    sweep is never deleted. The caller holds the store's lock.
     """
     path = Path(store)
+    _remove_leftovers(path)
     if path.exists():
         attrs = _root_attrs(path)
         empty = path.is_dir() and not any(path.iterdir())
@@ -262,14 +275,73 @@ def prepare(store: str, spec, layout: Layout, *, resume: bool) -> np.ndarray:
                     "(--no-resume) replaces it, or choose another path"
                 )
             _remove_partials(path)
-            return read_all_status(store, layout)
-        if not empty:
-            # not resuming, or a template cut short (so no run was recorded): start over
-            shutil.rmtree(path)
+            return _recorded(store)
+    # not resuming, a template cut short (so no run was recorded), or a new store
+    _write_template(path, layout)
+    return np.zeros(layout.shape, dtype=np.int8), {}
+
+
+def _recorded(store: str) -> tuple[np.ndarray, dict]:
+    """The status on resume, with damaged runs set back to pending (in the store too)."""
+    import zarr
+
+    status, unreadable = integrity.read_status(store)
+    damaged = {i: "its status chunk cannot be read" for i in unreadable}
+    damaged.update(integrity.find_damaged(store, status))
+    if damaged:
+        flat = status.reshape(-1)
+        arr = zarr.open_array(store, path="status", mode="r+")
+        runs = integrity.Runs(status.shape)
+        for index in damaged:
+            flat[index] = PENDING
+            arr[runs.position(index)] = PENDING
+    return status, damaged
+
+
+def _temporary(path: Path, what: str) -> Path:
+    return path.with_name(f".{path.name}.glomsim-{what}-{os.getpid()}")
+
+
+def _remove_leftovers(path: Path) -> None:
+    # templates being written, or old stores being replaced, by a writer that was killed
+    # (the caller holds the lock, so no live writer owns them)
+    for p in path.parent.glob(f".{path.name}.glomsim-*-*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_template(path: Path, layout: Layout) -> None:
+    """Write the template beside ``path`` and rename it into place: a store is never seen
+    half made, whenever its writer is killed."""
+    tmp = _temporary(path, "new")
+    shutil.rmtree(tmp, ignore_errors=True)
     ds, encoding = layout.template()
-    ds.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding)
-    _update_attrs(store, {"sweep_ready": 1})
-    return np.zeros(layout.shape, dtype=np.int8)
+    ds.to_zarr(tmp, mode="w", compute=False, consolidated=False, encoding=encoding)
+    integrity.create_record(str(tmp), layout)
+    _update_attrs(str(tmp), {"sweep_ready": 1})
+    _consolidate(str(tmp))
+    if path.exists():
+        # a previous sweep (or an empty folder): out of the way first, then deleted
+        old = _temporary(path, "old")
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(tmp, path)
+
+
+def _consolidate(store: str) -> None:
+    # the arrays' metadata never changes after the template (runs write chunks, the end
+    # writes root attrs, which keep the consolidated copy), so plain xr.open_zarr finds
+    # it and does not warn; zarr's own note that v3 does not standardise it is for us
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(store)
 
 
 def _remove_partials(path: Path) -> None:
@@ -286,15 +358,19 @@ def _update_attrs(store: str, attrs: dict) -> None:
 
 
 def read_status(store: str, layout: Layout, index: int) -> int:
+    """Run ``index``'s status; a flag that cannot be read counts as pending."""
     import zarr
 
-    return int(zarr.open_array(store, path="status", mode="r")[layout.position(index)])
+    try:
+        flag = int(zarr.open_array(store, path="status", mode="r")[layout.position(index)])
+    except Exception:  # noqa: BLE001 - a damaged chunk: the run is redone and rewrites it
+        return PENDING
+    return flag if flag in (PENDING, DONE, FAILED) else PENDING
 
 
-def read_all_status(store: str, layout: Layout) -> np.ndarray:
-    import zarr
-
-    return np.asarray(zarr.open_array(store, path="status", mode="r")[...], dtype=np.int8)
+def read_all_status(store: str, layout: Layout | None = None) -> np.ndarray:
+    """Every run's status; a flag that cannot be read counts as pending."""
+    return integrity.read_status(store)[0]
 
 
 def _cell(layout: Layout, name: str, value):
@@ -334,6 +410,7 @@ def write_run(store: str, layout: Layout, index: int, values: dict | None, error
     status = FAILED if error else DONE
     data["error"] = (run_dims, _cell(layout, "error", error))
     xr.Dataset(data).to_zarr(store, region=region, mode="r+", consolidated=False)
+    integrity.record_run(store, layout, index)
     # the status last: a run counts as done only once everything above is on disk
     flag = np.full((1,) * len(run_dims), status, dtype=np.int8)
     xr.Dataset({"status": (run_dims, flag)}).to_zarr(
@@ -342,16 +419,25 @@ def write_run(store: str, layout: Layout, index: int, values: dict | None, error
     return status
 
 
-def finish(store: str, layout: Layout, *, seconds: float, skipped: int) -> dict:
-    """Count done/failed/pending runs and the failure reasons into the root attrs."""
+def finish(store: str, layout: Layout, *, seconds: float | None, skipped: int) -> dict:
+    """Count done/failed/pending runs and the failure reasons into the root attrs.
+
+    ``seconds`` is the time of this invocation; None (nothing was left to run) keeps the
+    time of the invocation that ran the runs.
+    """
     import zarr
 
     status = read_all_status(store, layout)
     failed = status == FAILED
     reasons = Counter()
     if failed.any():
-        errors = zarr.open_array(store, path="error", mode="r")[...]
-        reasons.update(str(e) for e in np.asarray(errors)[failed])
+        errors = zarr.open_array(store, path="error", mode="r")
+        runs = integrity.Runs(status.shape)
+        for index in np.flatnonzero(failed.reshape(-1)):
+            try:
+                reasons[str(errors[runs.position(index)])] += 1
+            except Exception:  # noqa: BLE001 - a damaged error chunk: still a failure
+                reasons["(its error text cannot be read)"] += 1
     attrs = {
         "sweep_done": int((status == DONE).sum()),
         "sweep_failed": int(failed.sum()),
@@ -359,65 +445,9 @@ def finish(store: str, layout: Layout, *, seconds: float, skipped: int) -> dict:
         "sweep_failures": json.dumps(
             [{"error": e, "count": n} for e, n in reasons.most_common(_MAX_REASONS)]
         ),
-        "sweep_seconds": round(float(seconds), 3),
         "sweep_skipped": int(skipped),
     }
+    if seconds is not None or "sweep_seconds" not in (_root_attrs(Path(store)) or {}):
+        attrs["sweep_seconds"] = round(float(seconds or 0.0), 3)
     _update_attrs(store, attrs)
     return attrs
-
-
-# ----------------------------------------------------------------------------------------
-# reading
-# ----------------------------------------------------------------------------------------
-def open_sweep(store):
-    """Open a sweep store as a Dataset (lazy: arrays load on access).
-
-    In zip and random modes the axis coordinates along ``point`` get a multi-index, so
-    ``ds.sel(beta=2.0)`` works there too.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from glomsim.sweep import run
-    >>> spec = {"base": {"levels": 1, "dim": 2, "grid": [1, 5], "steps": 2},
-    ...         "sweep": {"mode": "zip"}, "scene": False,
-    ...         "axes": {"attention.beta": [0.0, 1.0], "attention.radius": [1.0, 2.0]}}
-    >>> path = os.path.join(tempfile.mkdtemp(), "s.zarr")
-    >>> _ = run(spec, path, client="sync", progress=False)
-    >>> ds = open_sweep(path)
-    >>> ds.sel({"attention.beta": 1.0, "attention.radius": 2.0}).rate.dims
-    ('seed', 'level')
-    >>> ds.sel({"attention.beta": 1.0}).rate.dims  # the other axis is left along point
-    ('attention.radius', 'seed', 'level')
-    """
-    import xarray as xr
-
-    ds = xr.open_zarr(store, consolidated=False, chunks=None)
-    # Python strings, as pandas and xarray's where/fillna expect them (numpy's StringDType,
-    # which the store holds, cannot be mixed with the NaN that where() fills in)
-    ds["error"] = ds["error"].astype(object)
-    if "point" in ds.dims:
-        names = json.loads(ds.attrs.get("sweep_axes", "[]"))
-        if names:
-            import xarray.indexes
-
-            ds = ds.set_xindex(names, xarray.indexes.PandasMultiIndex)
-    return ds
-
-
-def summary_text(ds, path=None) -> str:
-    """A few lines on a finished sweep: runs done and failed (with reasons) and time.
-
-    ``ds`` is a sweep's result (:func:`open_sweep`), ``path`` where it is stored.
-    """
-    a = ds.attrs
-    shape = " x ".join(f"{ds.sizes[d]} {d}" for d in json.loads(a["sweep_dims"]))
-    lines = [
-        f"sweep {a.get('sweep_name', '')!r}: {a['sweep_runs']} runs ({shape})"
-        + (f" -> {path}" if path else ""),
-        f"done {a['sweep_done']}, failed {a['sweep_failed']}, pending {a['sweep_pending']} "
-        f"in {a['sweep_seconds']:.1f} s ({a['sweep_skipped']} recorded before)",
-    ]
-    for item in json.loads(a.get("sweep_failures", "[]"))[:5]:
-        lines.append(f"  failed {item['count']} x {item['error']}")
-    return "\n".join(lines)
