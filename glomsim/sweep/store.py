@@ -55,6 +55,8 @@ RESULTS = (
     "settled_step",
     "rate",
     "ari",
+    "ari_objects",
+    "boundary_leak",
     "spectral_radius",
     "spectral_radius_transverse",
     "embedding",
@@ -103,7 +105,7 @@ class Layout:
         self.levels = max(c.levels for c in configs)
         keep, scene = spec.keep, spec.scene is not None
         names = ["status", "error", "island_count", "residual", "settled_step", "rate"]
-        names += ["ari"] * scene
+        names += ["ari", "ari_objects", "boundary_leak"] * scene
         names += ["spectral_radius", "spectral_radius_transverse"] * keep["spectral_radius"]
         self.extra_sizes = {"level": self.levels}
         if keep["trajectories"]:
