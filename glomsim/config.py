@@ -18,9 +18,12 @@ from ._validate import check_bool, check_choice, check_int, check_real, is_int, 
 from ._validate import parse_float as _parse_float
 from .neighbours import grid_positions
 
-__all__ = ["Attention", "Mix", "GlomConfig", "KERNELS", "NORMALIZATIONS", "DTYPES"]
+__all__ = ["Attention", "Mix", "GlomConfig", "KERNELS", "NORMALIZATIONS", "DTYPES", "ACTIVATIONS"]
 
-KERNELS = ("dot", "cosine", "gaussian", "bounded", "glom_pytorch")
+#: Append only: the kernels' ids are these names' positions (glomsim._kernels.ids).
+KERNELS = ("dot", "cosine", "gaussian", "bounded", "glom_pytorch", "contrastive")
+#: The nets' hidden activations (append only, as KERNELS): exact GELU (erf), ReLU, sine.
+ACTIVATIONS = ("gelu", "relu", "sin")
 NORMALIZATIONS = ("none", "l2", "layernorm")
 DTYPES = ("float32", "float64")
 MIX_FIELDS = ("bottom_up", "top_down", "previous", "attention")
@@ -79,12 +82,14 @@ class Attention:
 
     Parameters
     ----------
-    kernel : {"dot", "cosine", "gaussian", "bounded", "glom_pytorch"}
+    kernel : {"dot", "cosine", "gaussian", "bounded", "glom_pytorch", "contrastive"}
         ``dot`` exp(beta x.y); ``cosine`` exp(beta cos(x, y)); ``gaussian``
         ``exp(-beta |x-y|^2)``, all normalised by a softmax over the neighbourhood;
         ``bounded`` uniform weights on the neighbours within ``epsilon``
         (Hegselmann-Krause); ``glom_pytorch`` glom-pytorch's score
-        ``beta x.(y/max(|y|, 1e-12))/sqrt(D)``.
+        ``beta x.(y/max(|y|, 1e-12))/sqrt(D)``; ``contrastive`` a cosine softmax over the
+        neighbours at least ``threshold`` similar, minus a push away from the others
+        (``docs/maths.md``).
     beta : float
         Sharpness; 0 gives uniform averaging (DeGroot). Unused by ``bounded``.
     epsilon : float, optional
@@ -93,11 +98,23 @@ class Attention:
         Neighbourhood radius in grid units (closed ball, Euclidean); ``inf`` = all columns.
     include_self : bool
         Whether a column attends to itself.
+    threshold, repulsion : float
+        ``contrastive`` only: neighbours with cosine >= threshold (in [-1, 1]) attract,
+        the others are pushed away with strength ``repulsion`` >= 0.
+    sample : int, optional
+        Attend to ``sample`` distinct other columns within the radius (plus itself with
+        ``include_self``), drawn every step and level; None (default): all of them.
+    sample_width : float
+        s > 0: j is drawn with probability ~ ``exp(-|pos_i - pos_j|^2 / (2 s^2))``.
 
     Examples
     --------
     >>> Attention(kernel="bounded", epsilon=1.0, radius=float("inf")).kernel
     'bounded'
+    >>> Attention(kernel="contrastive", beta=4.0, threshold=0.5, repulsion=0.5).threshold
+    0.5
+    >>> Attention(sample=4, sample_width=2.0).sample
+    4
     """
 
     kernel: str = "dot"
@@ -105,6 +122,10 @@ class Attention:
     epsilon: float | None = None
     radius: float = math.inf
     include_self: bool = True
+    threshold: float = 0.0
+    repulsion: float = 1.0
+    sample: int | None = None
+    sample_width: float = math.inf
 
     def __post_init__(self):
         check_choice("attention.kernel", self.kernel, KERNELS)
@@ -126,12 +147,35 @@ class Attention:
         object.__setattr__(
             self, "include_self", check_bool("attention.include_self", self.include_self)
         )
+        self._check_mechanisms()
+
+    def _check_mechanisms(self):  # the contrastive kernel's fields and the sampling's
+        threshold = check_real("attention.threshold", _parse_float(self.threshold), lo=-1, hi=1)
+        object.__setattr__(self, "threshold", threshold)
+        repulsion = check_real("attention.repulsion", _parse_float(self.repulsion), lo=0)
+        object.__setattr__(self, "repulsion", repulsion)
+        if self.sample is not None:
+            note = "or None (attend to every column within the radius)"
+            object.__setattr__(self, "sample", check_int("attention.sample", self.sample, lo=1,
+                                                         note=note))  # fmt: skip
+        width = _parse_float(self.sample_width)
+        width = check_real("attention.sample_width", width, lo=0, lo_open=True, finite=False,
+                           note="(inf: uniform over the radius)")  # fmt: skip
+        object.__setattr__(self, "sample_width", width)
 
     def to_dict(self) -> dict:
+        """A plain dict; optional fields at their defaults are left out, so a config that
+        does not use them writes the same JSON (and content) as before they existed."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        if d["epsilon"] is None:
-            del d["epsilon"]
+        for name, default in _OPTIONAL_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+
+#: Fields of Attention that to_dict leaves out at these values.
+_OPTIONAL_DEFAULTS = {"epsilon": None, "threshold": 0.0, "repulsion": 1.0, "sample": None,
+                      "sample_width": math.inf}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -249,6 +293,9 @@ class GlomConfig:
         Seed of the default random weights.
     hidden : int, optional
         Hidden width of the MLPs; default 4 * dim.
+    bottom_up_activation, top_down_activation : {"gelu", "relu", "sin"}
+        Hidden activation of the bottom-up and the top-down nets: exact GELU (erf), ReLU,
+        or sine (SIREN units; the paper suggests them for the top-down net).
 
     Examples
     --------
@@ -271,6 +318,8 @@ class GlomConfig:
     dtype: str = "float32"
     seed: int = 0
     hidden: int | None = None
+    bottom_up_activation: str = "gelu"
+    top_down_activation: str = "gelu"
 
     def __post_init__(self):
         for name, lo in (("levels", 1), ("dim", 1), ("steps", 0), ("top_down_delay", 1)):
@@ -281,6 +330,8 @@ class GlomConfig:
             object.__setattr__(self, "hidden", hidden)
         check_choice("normalize", self.normalize, NORMALIZATIONS)
         check_choice("dtype", self.dtype, DTYPES)
+        check_choice("bottom_up_activation", self.bottom_up_activation, ACTIVATIONS)
+        check_choice("top_down_activation", self.top_down_activation, ACTIVATIONS)
         self._check_layout()
         object.__setattr__(self, "mix", _per_level(self.mix, Mix, "mix", self.levels))
         object.__setattr__(
@@ -288,6 +339,9 @@ class GlomConfig:
         )
         self._check_mix_sums()
         _check_dtype_range(self)
+        if self.seed < 0 and any(self.attention_at(lv).sample for lv in range(self.levels)):
+            allowed = "an integer >= 0 with attention.sample (default_rng((seed, step, level)))"
+            raise not_allowed("seed", self.seed, allowed)
 
     def _check_layout(self):
         """Exactly one of grid and positions; positions as a tuple of (y, x) floats."""
@@ -395,6 +449,9 @@ class GlomConfig:
             d["grid"] = list(self.grid)
         if self.hidden is not None:
             d["hidden"] = self.hidden
+        for name in ("bottom_up_activation", "top_down_activation"):
+            if getattr(self, name) != "gelu":  # left out at the default: JSON as before
+                d[name] = getattr(self, name)
         d["mix"] = (
             self.mix.to_dict() if isinstance(self.mix, Mix) else [m.to_dict() for m in self.mix]
         )
@@ -418,21 +475,17 @@ class GlomConfig:
             )
         d = dict(d)
         for key, klass in (("mix", Mix), ("attention", Attention)):
-            if key in d:
-                v = d[key]
-                allowed = {f.name for f in fields(klass)}
-                items = [v] if isinstance(v, dict) else (v if isinstance(v, list) else None)
-                for item in items or []:
-                    if isinstance(item, dict):
-                        bad = sorted(set(item) - allowed)
-                        if bad:
-                            raise ValueError(
-                                f"unknown {key} field(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}"
-                            )
-                if isinstance(v, list):
-                    d[key] = tuple(klass(**x) if isinstance(x, dict) else x for x in v)
-                elif isinstance(v, dict):
-                    d[key] = klass(**v)
+            v = d.get(key)
+            allowed = {f.name for f in fields(klass)}
+            for item in [v] if isinstance(v, dict) else (v if isinstance(v, list) else []):
+                bad = sorted(set(item) - allowed) if isinstance(item, dict) else []
+                if bad:
+                    raise ValueError(f"unknown {key} field(s) {', '.join(bad)}; "
+                                     f"allowed: {', '.join(sorted(allowed))}")  # fmt: skip
+            if isinstance(v, list):
+                d[key] = tuple(klass(**x) if isinstance(x, dict) else x for x in v)
+            elif isinstance(v, dict):
+                d[key] = klass(**v)
         if "grid" in d and d["grid"] is not None:
             d["grid"] = tuple(d["grid"])
         return cls(**d)

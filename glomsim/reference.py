@@ -23,10 +23,16 @@ from .weights import GlomWeights
 
 __all__ = [
     "gelu",
+    "relu",
+    "sin",
+    "ACTIVATION_FUNCTIONS",
     "mlp",
     "net_forward",
     "neighbourhood",
+    "attended",
     "attention_matrix",
+    "cosines",
+    "contrastive_matrix",
     "attention",
     "normalize",
     "step",
@@ -53,19 +59,34 @@ def gelu(x):
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)).astype(x.dtype))
 
 
-def net_forward(x, w1, b1, w2, b2, *, keep: bool = False):
-    """One net: ``gelu(x @ w1 + b1) @ w2 + b2``; with ``keep``, also ``(x, z, h)``: its
-    input, the hidden pre-activation ``z = x @ w1 + b1`` and ``h = gelu(z)``, which
-    training's backward pass reads."""
+def relu(x):
+    """ReLU: max(x, 0)."""
+    return np.maximum(x, x.dtype.type(0))
+
+
+def sin(x):
+    """The sine (SIREN units; ``random_weights`` folds their frequency omega_0 into w1)."""
+    return np.sin(x)
+
+
+#: The nets' activations by the config's names (``GlomConfig.bottom_up_activation``).
+ACTIVATION_FUNCTIONS = {"gelu": gelu, "relu": relu, "sin": sin}
+
+
+def net_forward(x, w1, b1, w2, b2, *, keep: bool = False, activation: str = "gelu"):
+    """One net: ``act(x @ w1 + b1) @ w2 + b2``, ``act`` named by ``activation`` (one of
+    :data:`ACTIVATION_FUNCTIONS`); with ``keep``, also ``(x, z, h)``: its input, the
+    hidden pre-activation ``z = x @ w1 + b1`` and ``h = act(z)``, which training's
+    backward pass reads."""
     z = x @ w1 + b1
-    h = gelu(z)
+    h = ACTIVATION_FUNCTIONS[activation](z)
     y = h @ w2 + b2
     return (y, (x, z, h)) if keep else y
 
 
-def mlp(x, w1, b1, w2, b2):
-    """One net: ``gelu(x @ w1 + b1) @ w2 + b2`` (:func:`net_forward`)."""
-    return net_forward(x, w1, b1, w2, b2)
+def mlp(x, w1, b1, w2, b2, *, activation: str = "gelu"):
+    """One net: ``act(x @ w1 + b1) @ w2 + b2`` (:func:`net_forward`)."""
+    return net_forward(x, w1, b1, w2, b2, activation=activation)
 
 
 def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
@@ -76,17 +97,46 @@ def neighbourhood(positions: np.ndarray, radius: float) -> np.ndarray:
     return within_radius(positions, radius)
 
 
-def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np.ndarray:
+def attended(positions: np.ndarray, att: Attention, *, seed=None, step=None, level=None):
+    """Boolean (N, N): whether column i attends to column j at this step and level.
+
+    The closed ball of ``att.radius``, without j = i unless ``include_self`` (glom_pytorch
+    keeps it: its "self excluded" is a score). With ``att.sample`` = k, each column keeps
+    k other columns of its ball drawn by :func:`glomsim.neighbours.sampled_csr` for
+    (``seed``, ``step``, ``level``), which must then be given, plus itself as before.
+    """
+    n = positions.shape[0]
+    if att.sample is None:
+        allowed = neighbourhood(positions, att.radius)
+        if not att.include_self and att.kernel != "glom_pytorch":
+            np.fill_diagonal(allowed, False)
+        return allowed
+    if seed is None or step is None or level is None:
+        raise ValueError(
+            f"attention.sample={att.sample}: a sampled neighbourhood is drawn per step and "
+            "level; give seed=, step= and level="
+        )
+    from .neighbours import sampled_csr
+
+    indptr, indices = sampled_csr(positions, att, seed=seed, step=step, level=level)
+    allowed = np.zeros((n, n), dtype=bool)
+    allowed[np.repeat(np.arange(n), np.diff(indptr)), indices] = True
+    return allowed
+
+
+def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention, **where):
     """(N, N) attention weights A[i, j] of one level; each row sums to 1, or is all zero
     when column i attends to no one (then :func:`attention` uses its own embedding).
+    The contrastive kernel's rows are its own (:func:`contrastive_matrix`).
 
-    ``x`` is (N, D) in the simulation dtype; arithmetic stays in that dtype.
+    ``x`` is (N, D) in the simulation dtype; arithmetic stays in that dtype. ``where``
+    (seed, step, level) places a sampled neighbourhood (:func:`attended`).
     """
     n, d = x.shape
     dtype = x.dtype
-    allowed = neighbourhood(positions, att.radius)
-    if not att.include_self and att.kernel != "glom_pytorch":
-        np.fill_diagonal(allowed, False)
+    allowed = attended(positions, att, **where)
+    if att.kernel == "contrastive":
+        return contrastive_matrix(x, allowed, att)
 
     if att.kernel == "bounded":
         dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
@@ -99,10 +149,7 @@ def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np
     if att.kernel == "dot":
         score = beta * (x @ x.T)
     elif att.kernel == "cosine":
-        norm = np.sqrt((x * x).sum(-1))
-        safe = np.where(norm > 0, norm, dtype.type(1))
-        unit = x / safe[:, None]  # a zero vector stays zero, so its cosines are 0
-        score = beta * (unit @ unit.T)
+        score = beta * cosines(x)  # a zero vector's cosines are 0
     elif att.kernel == "gaussian":
         sq = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
         score = -beta * sq
@@ -115,6 +162,13 @@ def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np
     else:  # pragma: no cover - config validation rejects unknown kernels
         raise ValueError(att.kernel)
 
+    return _softmax_rows(score, allowed)
+
+
+def _softmax_rows(score, allowed):
+    """Softmax of each row of ``score`` over its ``allowed`` entries (all-zero rows where
+    none is allowed)."""
+    dtype = score.dtype
     score = np.where(allowed, score, -np.inf)
     row_max = score.max(axis=1, keepdims=True)
     row_max = np.where(np.isfinite(row_max), row_max, dtype.type(0))
@@ -123,10 +177,48 @@ def attention_matrix(x: np.ndarray, positions: np.ndarray, att: Attention) -> np
     return np.divide(weight, total, out=np.zeros_like(weight), where=total > 0)
 
 
-def attention(x: np.ndarray, positions: np.ndarray, att: Attention) -> np.ndarray:
-    """Attention contribution of one level: A @ x, own embedding where nobody is attended."""
-    a = attention_matrix(x, positions, att)
+def cosines(x: np.ndarray) -> np.ndarray:
+    """(N, N) cos(x_i, x_j); 0 where either vector is zero."""
+    norm = np.sqrt((x * x).sum(-1))
+    unit = x / np.where(norm > 0, norm, x.dtype.type(1))[:, None]
+    return unit @ unit.T
+
+
+def contrastive_matrix(x: np.ndarray, allowed: np.ndarray, att: Attention) -> np.ndarray:
+    """The contrastive kernel's (N, N) weights, so that its attention is ``A @ x``.
+
+    With N_i the attended columns (``allowed[i]``), c_ij = cos(x_i, x_j),
+    P_i = {j in N_i : c_ij >= threshold} and Q_i = N_i minus P_i::
+
+        att_i = sum_{j in P_i} softmax_{P_i}(beta c_ij) x_j
+                - repulsion / |N_i| * sum_{j in Q_i} (threshold - c_ij) x_j
+
+    where the first sum is x_i itself when P_i is empty (A[i, i] gets 1) and the second
+    is 0 when Q_i is empty. Rows need not sum to 1: repulsion pushes away.
+    """
+    dtype = x.dtype
+    c = cosines(x)
+    threshold = dtype.type(att.threshold)
+    attract = allowed & (c >= threshold)
+    repel = allowed & ~attract
+    weight = _softmax_rows(dtype.type(att.beta) * c, attract)
+    size = np.maximum(allowed.sum(axis=1, keepdims=True), 1).astype(dtype)
+    weight = weight - np.where(repel, dtype.type(att.repulsion) * (threshold - c) / size, 0)
+    alone = np.flatnonzero(~attract.any(axis=1))
+    weight[alone, alone] += dtype.type(1)
+    return weight.astype(dtype)
+
+
+def attention(x: np.ndarray, positions: np.ndarray, att: Attention, **where) -> np.ndarray:
+    """Attention contribution of one level: A @ x, own embedding where nobody is attended.
+
+    ``where`` (seed, step, level) places a sampled neighbourhood (:func:`attended`):
+    the built-in rule draws it for (``cfg.seed``, the step t computing E[t], the level).
+    """
+    a = attention_matrix(x, positions, att, **where)
     out = a @ x
+    if att.kernel == "contrastive":  # A already holds x_i where P_i is empty
+        return out
     lonely = a.sum(axis=1) == 0
     out[lonely] = x[lonely]
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validate import check_real
 from .config import GlomConfig
 
 __all__ = [
@@ -298,24 +299,35 @@ def random_weights(
     init_scale: float = 0.5,
     patch_size: int | None = None,
     channels: int = 3,
+    omega_0: float = 30.0,
 ) -> GlomWeights:
     """Fixed random nets, scaled so that activity neither explodes nor dies.
 
-    The first layer has variance 2/D (He init, suited to GELU), the second layer
-    variance ``gain**2 / H`` times a correction for the average GELU energy, so each net
-    roughly preserves the RMS of its input. Biases are small (std 0.1). The initial
-    levels are N(0, 1) and the positional code is sinusoidal with RMS
-    ``positional_scale``.
+    GELU and ReLU nets: the first layer has variance 1/D, the second layer variance
+    ``gain**2 / H`` times a correction for the activation's average energy (0.425 for
+    GELU, 0.5 for ReLU), so each net roughly preserves the RMS of its input; biases are
+    small (std 0.1). Sine nets (``"sin"``, SIREN units) are initialised as in Sitzmann et
+    al. 2020 with the frequency ``omega_0`` folded into the weights, so that a net is
+    ``W2 sin(W1 x + b1) + b2``: W1 uniform in +-omega_0 / D (SIREN's first layer, times
+    omega_0), b1 uniform in +-omega_0 / sqrt(D) (PyTorch's bias, times omega_0), W2
+    uniform in +-gain sqrt(6 / H) (SIREN's later layers, sqrt(6 / H) / omega_0, with
+    omega_0 folded in as SIREN's sin(omega_0 W h) does, times ``gain``: the net then
+    preserves RMS x gain like the others, where SIREN's own linear output layer would
+    shrink it 30-fold), b2 std 0.1. The initial levels are N(0, 1) times
+    ``init_scale`` and the positional code is sinusoidal with RMS ``positional_scale``.
 
     Parameters
     ----------
     cfg : GlomConfig
+        Its ``bottom_up_activation`` and ``top_down_activation`` choose each net's init.
     seed : int or numpy.random.Generator, optional
         Default ``cfg.seed``.
     gain : float
         Multiplies the second layer; 1 keeps the state's RMS of order 1.
     patch_size : int, optional
         Also make a patch embedding for images of ``channels`` channels.
+    omega_0 : float
+        Frequency of sine units (SIREN's 30).
 
     Examples
     --------
@@ -323,6 +335,9 @@ def random_weights(
     >>> w = random_weights(cfg, seed=0)
     >>> w.bu_w1.shape, w.td_w1.shape
     ((2, 4, 16), (1, 4, 16))
+    >>> w = random_weights(cfg.replace(top_down_activation="sin"), seed=0)
+    >>> bool(abs(w.td_w1).max() <= 30 / 4)
+    True
     """
     rng = (
         seed
@@ -330,19 +345,23 @@ def random_weights(
         else np.random.default_rng(cfg.seed if seed is None else seed)
     )
     L, D, H = cfg.levels, cfg.dim, cfg.hidden_width
-    # E[gelu(z)^2] for z ~ N(0, 1) is about 0.425; the second layer undoes it, so a net
-    # maps an input of RMS r to an output of RMS about gain * r.
-    gelu_energy = 0.425
+    check_real("omega_0", omega_0, lo=0, lo_open=True)
 
-    def net(n):
+    def net(n, activation):
+        if activation == "sin":
+            w1 = rng.uniform(-omega_0 / D, omega_0 / D, (n, D, H))
+            b1 = rng.uniform(-omega_0 / np.sqrt(D), omega_0 / np.sqrt(D), (n, H))
+            bound = gain * np.sqrt(6.0 / H)
+            w2 = rng.uniform(-bound, bound, (n, H, D))
+            return w1, b1, w2, rng.standard_normal((n, D)) * 0.1
         w1 = rng.standard_normal((n, D, H)) / np.sqrt(D)
         b1 = rng.standard_normal((n, H)) * 0.1
-        w2 = rng.standard_normal((n, H, D)) * gain / np.sqrt(H * gelu_energy)
+        w2 = rng.standard_normal((n, H, D)) * gain / np.sqrt(H * _ENERGY[activation])
         b2 = rng.standard_normal((n, D)) * 0.1
         return w1, b1, w2, b2
 
-    bu = net(L)
-    td = net(L - 1)
+    bu = net(L, cfg.bottom_up_activation)
+    td = net(L - 1, cfg.top_down_activation)
     pos = sinusoidal_positions(cfg.position_array(), D, scale=positional_scale)
     init = rng.standard_normal((L, D)) * init_scale
     patch_w = patch_b = None
@@ -361,8 +380,25 @@ def random_weights(
         patch_w=patch_w,
         patch_b=patch_b,
         patch_size=patch_size,
-        meta={"kind": "random", "gain": gain},
+        meta=_random_meta(cfg, gain, omega_0),
     )
+
+
+#: E[act(z)^2] for z ~ N(0, 1): the second layer of a random net undoes it, so a net maps
+#: an input of RMS r to an output of RMS about gain * r.
+_ENERGY = {"gelu": 0.425, "relu": 0.5}
+
+
+def _random_meta(cfg, gain, omega_0) -> dict:
+    """Random weights' metadata; the activations only where a net is not GELU, so GELU
+    weights compare equal to those made before activations were a choice."""
+    meta = {"kind": "random", "gain": gain}
+    acts = [cfg.bottom_up_activation, cfg.top_down_activation]
+    if acts != ["gelu", "gelu"]:
+        meta["activations"] = acts
+    if "sin" in acts:
+        meta["omega_0"] = omega_0
+    return meta
 
 
 def identity_weights(cfg: GlomConfig) -> GlomWeights:

@@ -3,7 +3,7 @@ each check really fails on a rule that breaks its invariant."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 import glomsim as gs
 import glomsim.testing as gt
@@ -105,3 +105,46 @@ def test_checks_refuse_cases_they_cannot_judge():
     cfg = case.cfg
     with pytest.raises(ValueError, match="identity"):
         gt.check_convex_combination(gt.Case(cfg, gs.random_weights(cfg), case.inputs, case.state))
+
+
+# ----- the mechanisms of issue 13 -----------------------------------------------------
+#: The contrastive kernel at its default threshold 0 and repulsion 1 (its attention
+#: contribution leaves the hull of the neighbours); other thresholds and repulsions, and
+#: sampled neighbourhoods, go through simulate once the engine passes them (see
+#: test_mechanisms_through_simulate below).
+CONTRASTIVE = gt.attentions(kernels=["contrastive"], thresholds=[0.0], repulsions=[1.0])
+
+
+@given(gt.consensus_cases(attention=CONTRASTIVE))
+def test_contrastive_update_is_a_convex_combination_of_its_contributions(case):
+    gt.check_convex_combination(case)
+
+
+@given(gt.consensus_cases(identity=None, attention=CONTRASTIVE))
+def test_contrastive_keeps_agreement_a_fixed_point_and_relabelling_a_permutation(case):
+    gt.check_consensus_fixed_point(_pure(case))
+    gt.check_permutation_equivariance(case)
+
+
+def test_permutation_check_refuses_sampled_neighbourhoods():
+    case = _case()
+    cfg = case.cfg.replace(attention=gs.Attention(sample=2))
+    with pytest.raises(ValueError, match="level 0 samples its neighbourhoods"):
+        gt.check_permutation_equivariance(gt.Case(cfg, case.weights, case.inputs, case.state))
+
+
+def test_the_new_options_are_drawn_on_request():
+    seen = set()
+
+    @given(
+        gt.with_activations(
+            gt.configs(attention=gt.attentions(kernels=gs.config.KERNELS, samples=[None, 2]))
+        )
+    )
+    @settings(max_examples=200)
+    def draw(cfg):
+        att = cfg.attention_at(0)
+        seen.update({att.kernel, att.sample, cfg.top_down_activation, att.threshold})
+
+    draw()
+    assert {"contrastive", 2, None, "sin", "relu", "gelu", 0.5}.issubset(seen)

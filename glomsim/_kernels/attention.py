@@ -6,6 +6,11 @@ path both run these; their readable twin is :func:`glomsim.reference.attention`.
 Kernel ids and the slots of the parameter row ``p`` come from :mod:`.ids`. Adding a
 kernel means one id there, one branch in :func:`local_row` (and in :func:`dense_block`
 if it has a dense path), and its readable version in :mod:`glomsim.reference`.
+
+The contrastive kernel (:func:`glomsim.reference.contrastive_matrix`) writes each row's
+weights with attraction (P_i, >= 0) and repulsion (Q_i, <= 0) told apart by their sign,
+so that both sums are one pass over the neighbours (:func:`contrastive_row` on the
+dense path, :func:`contrastive_local` on CSR lists).
 """
 
 import math
@@ -18,6 +23,7 @@ from .ids import (
     BETA,
     BOUND,
     BOUNDED,
+    CONTRASTIVE,
     COSINE,
     DOT,
     GAUSSIAN,
@@ -25,8 +31,10 @@ from .ids import (
     INF,
     INV_SQRT_D,
     ONE,
+    REPULSION,
     SELF_SCORE,
     SHIFT_MAX,
+    THRESHOLD,
     TINY,
     TWO,
 )
@@ -71,6 +79,9 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
     if end == start:
         for k in range(D):
             out_row[k] = x[i, k]
+        return
+    if kernel == CONTRASTIVE:
+        contrastive_local(x, i, indices[start:end], p, norms, scores, out_row)
         return
     if kernel == BOUNDED:
         count = 0
@@ -131,6 +142,51 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
             out_row[k] += a * x[j, k]
 
 
+@njit(fastmath=REASSOC)
+def contrastive_local(x, i, nbrs, p, norms, scores, out_row):
+    """out_row <- the contrastive attention of column i over its (non-empty) neighbour
+    list ``nbrs``: the softmax of beta c_ij over P_i = {c_ij >= threshold}, x_i where P_i
+    is empty, minus repulsion / |N_i| sum over Q_i of (threshold - c_ij) x_j."""
+    D = x.shape[1]
+    n = nbrs.shape[0]
+    beta, thr, rep = p[BETA], p[THRESHOLD], p[REPULSION]
+    zero = beta - beta
+    mx = -p[INF]
+    for q in range(n):
+        j = nbrs[q]
+        s = zero
+        for k in range(D):
+            s += x[i, k] * x[j, k]
+        den = norms[i] * norms[j]
+        c = s / den if den > 0 else zero
+        scores[q] = c
+        if c >= thr and beta * c > mx:
+            mx = beta * c
+    size = zero  # |N_i| in x's dtype: a float32 divided by an int is a float64
+    for _ in range(n):
+        size += p[ONE]
+    scale_q = rep / size
+    total = zero
+    for q in range(n):
+        c = scores[q]
+        if c >= thr:
+            e = math.exp(beta * c - mx)
+            scores[q] = e
+            total += e
+        else:
+            scores[q] = scale_q * (c - thr)  # < 0 unless repulsion is 0
+    attract = total > 0
+    for k in range(D):
+        out_row[k] = zero if attract else x[i, k]
+    inv = p[ONE] / total if attract else zero
+    for q in range(n):
+        j = nbrs[q]
+        a = scores[q]
+        a = a * inv if a > 0 else a
+        for k in range(D):
+            out_row[k] += a * x[j, k]
+
+
 @intrinsic
 def _f32_from_bits(typingctx, bits):
     """The float32 whose IEEE 754 bits are the low 32 bits of the integer ``bits`` (a
@@ -187,6 +243,64 @@ def exp_row(row, scale, cols, by_cols, shift, self_j, self_value, fast, ec):
     return total
 
 
+@njit(fastmath=REASSOC, inline="always")
+def exp_nonpositive(x0, zero, fast, ec):
+    """exp(min(x0, 0)) (``zero`` of x0's dtype): with ``fast`` (float32) by
+    :func:`exp_row`'s 2^n 2^f (0 below -87), else libm's exp; a scalar that a
+    branch-free loop around it vectorises."""
+    xx = x0 if x0 < zero else zero
+    if not fast:
+        return math.exp(xx)
+    log2e, ln2, k2, k3, k4, k5, k6 = ec[17], ec[18], ec[19], ec[20], ec[21], ec[22], ec[23]
+    xmin, half, one = ec[24], ec[14], ec[16]
+    xc = xx if xx > xmin else xmin
+    tt = xc * log2e
+    nn = np.floor(tt + half)
+    fr = (tt - nn) * ln2
+    pw = one + fr * (one + fr * (k2 + fr * (k3 + fr * (k4 + fr * (k5 + fr * k6)))))
+    ee = pw * _f32_from_bits((np.int32(nn) + np.int32(127)) << np.int32(23))
+    return ee if xx > xmin else zero
+
+
+@njit(fastmath=REASSOC, inline="always")
+def contrastive_row(row, i, norms, self_j, p, fast, ec):
+    """row <- column i's contrastive weights over all columns (dense path), given
+    row[j] = x_i . x_j; ``self_j`` is i when self is excluded, else -1. Where P_i is empty
+    row[i] gets 1 more, so ``row @ x`` is the whole contribution."""
+    n = row.shape[0]
+    beta, thr, rep, one = p[BETA], p[THRESHOLD], p[REPULSION], p[ONE]
+    zero = beta - beta
+    ni = norms[i]
+    mx = -p[INF]
+    for j in range(n):
+        den = ni * norms[j]
+        c = row[j] / den if den > 0 else zero
+        row[j] = c
+        sc = beta * c
+        mx = sc if (c >= thr and j != self_j and sc > mx) else mx
+    size = zero
+    for _ in range(n):
+        size += one
+    if self_j >= 0:
+        size -= one
+    scale_q = rep / size if size > 0 else zero
+    total = zero
+    for j in range(n):
+        c = row[j]
+        attract = c >= thr and j != self_j
+        e = exp_nonpositive(beta * c - mx, zero, fast, ec)
+        rq = scale_q * (c - thr) if j != self_j else zero
+        row[j] = e if attract else rq
+        total += e if attract else zero
+    if total > 0:
+        inv = one / total
+        for j in range(n):
+            v = row[j]
+            row[j] = v * inv if v > 0 else v
+    else:  # P_i is empty: x_i itself, and the repulsion as ever
+        row[i] += one
+
+
 @njit(fastmath=REASSOC)
 def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att, fast, ec, s):  # noqa: C901
     """Global softmax attention of rows r0.. of x: S = x_block x^T, softmax, S x.
@@ -214,6 +328,9 @@ def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att,
     for r in range(m):
         i = r0 + r
         row = s[r]
+        if kernel == CONTRASTIVE:  # its own weights; rows need not sum to 1
+            contrastive_row(row, i, norms, i if self_excluded else -1, p, fast, ec)
+            continue
         scale = one
         bound = inf  # no bound: take the maximum
         if kernel == DOT:

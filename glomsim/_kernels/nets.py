@@ -7,6 +7,11 @@ vectorise. In float32 :func:`gelu_rows` uses a branch-free rational approximatio
 float32's resolution of the GELU output) that LLVM vectorises: about 0.3 ns an element.
 float64 keeps libm's erf so that float64 runs match the reference to 1e-10.
 
+The sine (SIREN units) has the same problem and the same answer: in float32
+:func:`sin_rows` reduces its argument by multiples of pi (Cody-Waite, pi in three parts:
+exact for |z| < 2^15) and evaluates sin's Taylor polynomial to degree 11 on [-pi/2, pi/2]
+(error < 6e-8), branch-free; float64 keeps libm's sin. ReLU is a plain maximum.
+
 An activation is one primitive here, one id in :mod:`.ids` and one branch in
 :func:`net_rows`; its readable twin lives in :mod:`glomsim.reference`.
 """
@@ -15,7 +20,7 @@ import math
 
 import numpy as np
 
-from .ids import GELU
+from .ids import GELU, RELU
 from .jit import FMA, njit
 
 #: float32 polynomial coefficients: erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (outside,
@@ -49,6 +54,18 @@ POLY_F32 = np.array(
         1 / 120,
         1 / 720,
         -87.0,
+        # 25..: sin(z) = (-1)^k sin(r), k = round(z / pi), r = z - k pi (pi in 3 parts),
+        # sin(r) = r + r^3 (s3 + r^2 (s5 + r^2 (s7 + r^2 (s9 + r^2 s11))))
+        1 / math.pi,
+        3.140625,
+        9.67502593994140625e-4,
+        1.509957990978376432e-7,
+        -1 / 6,
+        1 / 120,
+        -1 / 5040,
+        1 / 362880,
+        -1 / 39916800,
+        2.0,
     ],
     dtype=np.float32,
 )
@@ -85,6 +102,45 @@ def gelu_rows(h, b, fast, c, gc):
                 row[k] = half * z * (one + math.erf(z * inv_sqrt2))
 
 
+@njit(fastmath=FMA)
+def relu_rows(h, b, gc):
+    """h <- max(h + b, 0) in place (``gc`` as for :func:`gelu_rows`: its 1 gives a zero
+    of h's dtype; a Python 0 would make the loop run in float64)."""
+    m, n = h.shape
+    zero = gc[2] - gc[2]
+    for i in range(m):
+        row = h[i]
+        for k in range(n):
+            z = row[k] + b[k]
+            row[k] = z if z > zero else zero
+
+
+@njit(fastmath=FMA)
+def sin_rows(h, b, fast, c):
+    """h <- sin(h + b) in place; ``fast`` (float32) selects the vectorised reduction and
+    polynomial with ``c`` = POLY_F32 (see the module's docstring), else libm's sin."""
+    m, n = h.shape
+    if fast:
+        inv_pi, p1, p2, p3 = c[25], c[26], c[27], c[28]
+        s3, s5, s7, s9, s11 = c[29], c[30], c[31], c[32], c[33]
+        half, one, two = c[14], c[16], c[34]
+        for i in range(m):
+            row = h[i]
+            for k in range(n):
+                z = row[k] + b[k]
+                q = np.floor(z * inv_pi + half)  # float32; math.floor gives an int64
+                r = ((z - q * p1) - q * p2) - q * p3
+                r2 = r * r
+                s = r + r * r2 * (s3 + r2 * (s5 + r2 * (s7 + r2 * (s9 + r2 * s11))))
+                odd = q - two * np.floor(q * half)  # 0 or 1
+                row[k] = (one - two * odd) * s
+    else:
+        for i in range(m):
+            row = h[i]
+            for k in range(n):
+                row[k] = math.sin(row[k] + b[k])
+
+
 # inlined into the step (as its code was before it had a name): no function of its own to
 # compile on a cold start
 @njit(inline="always")
@@ -97,4 +153,8 @@ def net_rows(x, w1, b1, w2, act, maths, h, y):
     np.dot(x, w1, h)
     if act == GELU:
         gelu_rows(h, b1, fast, poly, gelu)
+    elif act == RELU:
+        relu_rows(h, b1, gelu)
+    else:
+        sin_rows(h, b1, fast, poly)
     np.dot(h, w2, y)

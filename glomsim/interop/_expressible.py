@@ -48,6 +48,11 @@ def _check_layout(cfg: GlomConfig) -> None:
         )
     if cfg.normalize != "none":
         raise ValueError(f"normalize={cfg.normalize!r}: glom-pytorch does not normalise ('none')")
+    for name in ("bottom_up_activation", "top_down_activation"):
+        if getattr(cfg, name) != "gelu":
+            raise ValueError(
+                f"{name}={getattr(cfg, name)!r}: glom-pytorch's nets use GELU ('gelu') only"
+            )
     if cfg.top_down_delay != 1:
         raise ValueError(
             f"top_down_delay={cfg.top_down_delay}: glom-pytorch's top-down reads the previous "
@@ -77,6 +82,11 @@ def _check_attention(cfg: GlomConfig) -> Attention:
         raise ValueError(
             f"attention.kernel={att.kernel!r}: glom-pytorch's consensus attention is the "
             "'glom_pytorch' kernel"
+        )
+    if att.sample is not None:
+        raise ValueError(
+            f"attention.sample={att.sample!r}: glom-pytorch attends to every column within "
+            "the radius (None)"
         )
     if att.beta != 1.0:
         raise ValueError(f"attention.beta={att.beta!r}: glom-pytorch's attention has beta 1")

@@ -31,6 +31,7 @@ from .strategies import (
     mixes,
     states,
     weights_for,
+    with_activations,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "weights_for",
     "states",
     "consensus_cases",
+    "with_activations",
     "run_one_step",
     "check_convex_combination",
     "check_permutation_equivariance",

@@ -2,6 +2,19 @@
 
 Each check runs steps through :func:`glomsim.simulate` (so a user ``rule`` goes through
 exactly the path a real run takes) and raises ``AssertionError`` naming what broke.
+
+What the mechanisms of issue 13 do to the invariants:
+
+- the contrastive kernel with ``repulsion > 0``: its attention contribution leaves the
+  convex hull of the neighbours' states (it pushes away); the update is still a convex
+  combination of its four contributions, which is what
+  :func:`check_convex_combination` checks, and agreement is still a fixed point (all
+  cosines are 1, so nobody is pushed);
+- sampled neighbourhoods: drawn in column order, so relabelling columns changes the
+  draws and the permutation invariant holds only in distribution;
+  :func:`check_permutation_equivariance` refuses such configs with a ValueError. The
+  other checks hold (a step's draw depends on (seed, step, level) only);
+- the nets' activations change nothing here (the checks that need it use identity nets).
 """
 
 from __future__ import annotations
@@ -56,7 +69,9 @@ def _contributions(case: Case):
     out = []
     for level in range(cfg.levels):
         below = case.inputs if level == 0 else x[level - 1]
-        items = [below, x[level], attention(x[level], positions, cfg.attention_at(level))]
+        att = attention(x[level], positions, cfg.attention_at(level), seed=cfg.seed, step=1,
+                        level=level)  # fmt: skip
+        items = [below, x[level], att]
         if level < cfg.levels - 1:
             items.append(x[level + 1] + w.pos_code.astype(x.dtype))
         out.append(items)
@@ -98,8 +113,15 @@ def check_convex_combination(case: Case, *, rule=None) -> None:
 
 def check_permutation_equivariance(case: Case, *, rule=None, seed: int = 0, steps: int = 2):
     """Relabelling columns together with their positions, positional codes and inputs
-    permutes the result the same way."""
+    permutes the result the same way (not for sampled neighbourhoods: a ValueError)."""
     cfg, w = case.cfg, case.weights
+    sampled = [lv for lv in range(cfg.levels) if cfg.attention_at(lv).sample is not None]
+    if sampled:
+        raise ValueError(
+            f"check_permutation_equivariance: level {sampled[0]} samples its neighbourhoods "
+            "(attention.sample), drawn in column order, so relabelling columns changes the "
+            "draws; give configs with attention.sample=None"
+        )
     perm = np.random.default_rng(seed).permutation(cfg.n_columns)
     pos = cfg.position_array()[perm]
     cfg_p = cfg.replace(grid=None, positions=tuple(map(tuple, pos)))

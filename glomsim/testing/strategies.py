@@ -4,6 +4,13 @@ Sizes are kept small by default so that property tests stay fast; every bound ca
 widened by the caller. Like xarray's strategies they compose: where a choice is given as
 a sequence of values, a strategy may be given instead (``kernels=st.just("dot")``), and
 :func:`configs` takes strategies for its levels' ``attention`` and ``mix``.
+
+The mechanisms of issue 13 are drawn on request: the contrastive kernel
+(``kernels=KERNELS``, with ``thresholds`` and ``repulsions``), sampled neighbourhoods
+(``attentions(samples=[None, 1, 3])``) and the nets' activations
+(``with_activations(configs())``). By default the strategies draw the classic
+space (:data:`DEFAULT_KERNELS`, no sampling, GELU nets), which every check of
+:mod:`glomsim.testing.checks` can judge.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ except ImportError as err:  # pragma: no cover - hypothesis is a dependency of g
         "glomsim.testing needs hypothesis (pip install hypothesis); glomsim itself does not"
     ) from err
 
-from ..config import KERNELS, NORMALIZATIONS, Attention, GlomConfig, Mix
+from ..config import ACTIVATIONS, KERNELS, NORMALIZATIONS, Attention, GlomConfig, Mix
 from ..weights import GlomWeights, identity_weights, random_weights
+
+#: The kernels drawn by default: all but the contrastive one (ask with ``kernels=KERNELS``).
+DEFAULT_KERNELS = tuple(k for k in KERNELS if k != "contrastive")
 
 _weight = st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0])
 _positive = st.sampled_from([0.25, 0.5, 1.0, 2.0])
@@ -33,10 +43,21 @@ def _choice(values) -> st.SearchStrategy:
 
 
 @st.composite
-def attentions(draw, *, kernels=KERNELS, radii=(0.0, 1.0, 1.5, 2.0, math.inf)):
+def attentions(
+    draw,
+    *,
+    kernels=DEFAULT_KERNELS,
+    radii=(0.0, 1.0, 1.5, 2.0, math.inf),
+    thresholds=(-1.0, -0.3, 0.0, 0.5, 0.95),
+    repulsions=(0.0, 0.5, 1.0, 3.0),
+    samples=(None,),
+    sample_widths=(0.5, 1.0, 2.0, math.inf),
+):
     """An :class:`~glomsim.Attention` of any kernel, radius and ``include_self``.
 
-    ``kernels`` and ``radii`` are sequences to pick from, or strategies.
+    Each argument is a sequence to pick from, or a strategy: ``thresholds`` and
+    ``repulsions`` are the contrastive kernel's, ``samples`` the number of sampled
+    neighbours (None: attend to all), ``sample_widths`` the sampling's width.
 
     Examples
     --------
@@ -45,14 +66,25 @@ def attentions(draw, *, kernels=KERNELS, radii=(0.0, 1.0, 1.5, 2.0, math.inf)):
     ... def test(att):
     ...     assert att.epsilon > 0
     >>> test()
+    >>> @given(attentions(kernels=["contrastive"], samples=[2]))
+    ... def test_new(att):
+    ...     assert -1 <= att.threshold <= 1 and att.sample == 2
+    >>> test_new()
     """
     kernel = draw(_choice(kernels))
+    extra = {}
+    if kernel == "contrastive":
+        extra.update(threshold=draw(_choice(thresholds)), repulsion=draw(_choice(repulsions)))
+    sample = draw(_choice(samples))
+    if sample is not None:
+        extra.update(sample=sample, sample_width=draw(_choice(sample_widths)))
     return Attention(
         kernel=kernel,
         beta=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
         epsilon=draw(st.sampled_from([0.1, 0.5, 1.0, 2.0])) if kernel == "bounded" else None,
         radius=draw(_choice(radii)),
         include_self=draw(st.booleans()),
+        **extra,
     )
 
 
@@ -92,7 +124,7 @@ def configs(
     max_levels=3,
     max_dim=5,
     max_side=4,
-    kernels=KERNELS,
+    kernels=DEFAULT_KERNELS,
     normalizations=NORMALIZATIONS,
     dtypes=("float64",),
     per_level=True,
@@ -103,7 +135,8 @@ def configs(
     mix=None,
 ) -> st.SearchStrategy:
     """A small valid :class:`~glomsim.GlomConfig` covering kernels, radii,
-    ``include_self``, per-level mixes and attention, schedules, delays and normalisations.
+    ``include_self``, per-level mixes and attention, schedules, delays and
+    normalisations (GELU nets: :func:`with_activations` draws the others).
 
     Parameters
     ----------
@@ -145,6 +178,24 @@ def configs(
         mix=mixes(positive=positive_mix) if mix is None else mix,
     )
     return _configs(space)
+
+
+@st.composite
+def with_activations(draw, config, *, activations=ACTIVATIONS):
+    """The configs of the strategy ``config`` with their bottom-up and top-down
+    activations each drawn from ``activations`` (a sequence or a strategy).
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> @given(with_activations(configs(), activations=["sin"]))
+    ... def test(cfg):
+    ...     assert cfg.top_down_activation == cfg.bottom_up_activation == "sin"
+    >>> test()
+    """
+    cfg = draw(config)
+    return cfg.replace(bottom_up_activation=draw(_choice(activations)),
+                       top_down_activation=draw(_choice(activations)))  # fmt: skip
 
 
 def _per_level_draw(draw, space, strategy, levels):

@@ -166,6 +166,7 @@ def level_states(cfg: GlomConfig, weights: GlomWeights, tokens, *, targets="bott
             weights.bu_b1[level],
             weights.bu_w2[level],
             weights.bu_b2[level],
+            activation=cfg.bottom_up_activation,
         )
         below = states[level] = normalize(out, cfg.normalize)
     return states

@@ -123,7 +123,10 @@ def _epoch(cfg, examples, weights, opt, s: _Settings, rng, epoch):
             for ex in chosen
         ]
         batch = make_batch(cfg, weights, chosen, states, noise=s.noise, rng=rng)
-        total, parts, grads = loss_and_grads(opt.params, batch, **s.term_weights, margin=s.margin)
+        acts = (cfg.bottom_up_activation, cfg.top_down_activation)
+        total, parts, grads = loss_and_grads(
+            opt.params, batch, **s.term_weights, margin=s.margin, activations=acts
+        )
         if not math.isfinite(total):
             raise FloatingPointError(
                 f"the training loss became {total} at epoch {epoch + 1}; try a smaller "

@@ -3,7 +3,8 @@
 For each level, both nets' predictions are scored by three terms (reconstruction of the
 level's target state, attraction to the consensus of the column's island, and a
 contrastive hinge against the other islands of the same scene); the gradient flows back
-through each net by hand, with the exact GELU derivative. The nets' forward is the
+through each net by hand, with the exact derivative of its activation (GELU, ReLU or
+sine: :data:`ACTIVATION_GRADS`). The nets' forward is the
 reference's (:func:`glomsim.reference.net_forward`), so training and simulation evaluate
 the same function. See ``docs/training.md`` for the maths.
 """
@@ -74,22 +75,32 @@ class TrainingBatch:
         return self.below.shape[1]
 
 
-def _gelu_and_grad(z):
-    """GELU(z) = z Phi(z) and its derivative Phi(z) + z phi(z), both exact (erf)."""
+def _gelu_grad(z):
+    """GELU'(z) = Phi(z) + z phi(z), exact (erf)."""
     from scipy.special import erf
 
     cdf = 0.5 * (1.0 + erf(z / math.sqrt(2.0)))
     pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    return z * cdf, cdf + z * pdf
+    return cdf + z * pdf
 
 
-def _net_backward(kept, w2, g_out):
+def _relu_grad(z):
+    """ReLU'(z): 1 for z > 0, else 0 (0 at the kink, as autograd frameworks take it)."""
+    return (z > 0).astype(z.dtype)
+
+
+#: The derivative of each activation (``GlomConfig.bottom_up_activation``) at the hidden
+#: pre-activation z.
+ACTIVATION_GRADS = {"gelu": _gelu_grad, "relu": _relu_grad, "sin": np.cos}
+
+
+def _net_backward(kept, w2, g_out, activation="gelu"):
     """Gradients of (w1, b1, w2, b2) given dLoss/dOutput ``g_out`` (rows, D), from the
     ``(x, z, h)`` that :func:`glomsim.reference.net_forward` kept."""
     x, z, h = kept
     g_w2 = h.T @ g_out
     g_b2 = g_out.sum(axis=0)
-    g_z = (g_out @ w2.T) * _gelu_and_grad(z)[1]
+    g_z = (g_out @ w2.T) * ACTIVATION_GRADS[activation](z)
     g_w1 = x.T @ g_z
     g_b1 = g_z.sum(axis=0)
     return g_w1, g_b1, g_w2, g_b2
@@ -181,6 +192,7 @@ def loss_and_grads(
     island_weight: float = 1.0,
     contrastive_weight: float = 3.0,
     margin: float = 0.0,
+    activations: tuple[str, str] = ("gelu", "gelu"),
 ):
     """The training loss of one batch, its parts per level and net, and its gradients.
 
@@ -195,6 +207,9 @@ def loss_and_grads(
     margin : float
         Cosine similarity to another island's consensus above which the contrastive hinge
         pushes.
+    activations : (str, str)
+        Hidden activations of the bottom-up and the top-down nets (the config's
+        ``bottom_up_activation`` and ``top_down_activation``).
 
     Returns
     -------
@@ -239,7 +254,8 @@ def loss_and_grads(
             nets.append(("td", 1, batch.above[level]))
         for prefix, col, x in nets:
             w1, b1, w2, b2 = (params[f"{prefix}_{n}"][level] for n in _NET_ARRAYS)
-            pred, kept = net_forward(x, w1, b1, w2, b2, keep=True)
+            act = activations[col]
+            pred, kept = net_forward(x, w1, b1, w2, b2, keep=True, activation=act)
             losses, g_pred = _term_losses(
                 pred, batch.target[level], consensus, island, negatives, margin
             )
@@ -249,6 +265,6 @@ def loss_and_grads(
                 if weights[term] != 0 and not math.isnan(losses[term]):
                     total += weights[term] * losses[term]
                     g_out += weights[term] * g_pred[term]
-            for name, g in zip(_NET_ARRAYS, _net_backward(kept, w2, g_out), strict=True):
+            for name, g in zip(_NET_ARRAYS, _net_backward(kept, w2, g_out, act), strict=True):
                 grads[f"{prefix}_{name}"][level] += g
     return total, parts, grads
