@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import check_real
+from ._validate import check_int, check_real
 from .config import GlomConfig
 
 __all__ = [
@@ -339,11 +339,10 @@ def random_weights(
     >>> bool(abs(w.td_w1).max() <= 30 / 4)
     True
     """
-    rng = (
-        seed
-        if isinstance(seed, np.random.Generator)
-        else np.random.default_rng(cfg.seed if seed is None else seed)
-    )
+    if not isinstance(seed, np.random.Generator):
+        seed = cfg.seed if seed is None else seed
+        seed = check_int("seed", seed, lo=0, note="or a numpy.random.Generator")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     L, D, H = cfg.levels, cfg.dim, cfg.hidden_width
     check_real("omega_0", omega_0, lo=0, lo_open=True)
 

@@ -228,3 +228,11 @@ def test_info_names_the_cache_folder_and_real_versions(capsys):
         expected = None
     assert info["glom_pytorch"] == expected
     assert "installed" not in {v for v in info.values() if isinstance(v, str)}
+
+
+def test_random_weights_names_a_negative_seed():
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2))
+    with pytest.raises(ValueError, match=r"seed=-1 is not allowed; allowed: an integer >= 0"):
+        gs.random_weights(cfg, seed=-1)
+    with pytest.raises(ValueError, match=r"seed=1.5 is not allowed"):
+        gs.random_weights(cfg, seed=1.5)
