@@ -15,9 +15,10 @@ One scheme for every figure (island maps, animations, the projection):
   scene) has no background; without ground truth no island is grey.
 - **Stable colours**: an island takes, in this order and when no neighbour has it yet, the
   colour of the true label it matches (each the other's largest overlap), then the colour
-  of the island of the previous recorded step it matches the same way, then a free colour.
-  So an island keeps its colour while it persists, and an island that matches the truth
-  has the truth panel's colour.
+  of the island of the previous recorded step it continues (its tracked identity, as
+  :func:`analysis.tracking.track` matches islands: one-to-one by Jaccard index), then a
+  free colour. So an island keeps its colour while it persists, and an island that
+  matches the truth has the truth panel's colour.
 """
 
 from __future__ import annotations
@@ -259,6 +260,17 @@ def truth_rgb(truth, truth_colours) -> np.ndarray:
     return _table()[_row(idx)].reshape(truth.shape + (3,))
 
 
+def _tracked(previous, current, previous_colours) -> dict[int, int]:
+    """{island: the colour of the previous step's island it continues}: the identity of
+    :func:`analysis.tracking.track` (one-to-one matching by Jaccard index)."""
+    if np.array_equal(previous, current):  # a settled step: every island continues
+        return {i: int(c) for i, c in enumerate(previous_colours)}
+    from .tracking import match_islands
+
+    match = match_islands(previous, current)
+    return {i: int(previous_colours[j]) for i, j in enumerate(match) if j >= 0}
+
+
 def colour_series(labels, pairs, truth=None, truth_colours=None) -> list[np.ndarray]:
     """Palette index per island (-1 background) at each step of ``labels`` (T, N).
 
@@ -283,9 +295,7 @@ def colour_series(labels, pairs, truth=None, truth_colours=None) -> list[np.ndar
             match = _mutual_best(lab[known], dense, n_isl, len(names))
             prefer.append({i: truth_colours.get(int(names[j]), -1) for i, j in match.items()})
         if out:
-            prev = labels[t - 1]
-            match = _mutual_best(lab, prev, n_isl, int(prev.max()) + 1)
-            prefer.append({i: int(out[-1][j]) for i, j in match.items()})
+            prefer.append(_tracked(labels[t - 1], lab, out[-1]))
         out.append(colour_islands(lab, pairs, background=bg, prefer=prefer))
     return out
 

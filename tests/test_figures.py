@@ -227,3 +227,25 @@ def test_projection_uses_the_island_maps_colours():
     points = proj.axes[0].collections[0].get_facecolors()[:, :3]
     np.testing.assert_allclose(points, img)
     assert "ARI" in proj.axes[0].get_title()
+
+
+def test_colours_follow_the_tracked_identity_of_a_moving_island():
+    from analysis import track
+
+    steps = []
+    for t in range(6):  # a 3x3 square moving right one column a step, two still islands
+        m = np.zeros((8, 12), dtype=int)
+        m[5:, :] = 1
+        m[1:4, 1 + t : 4 + t] = 2
+        steps.append(np.roll([0, 1, 2], t)[m.ravel()])  # numbered otherwise at every step
+    isl = _islands_dataset(np.stack(steps)[:, None], 8, 12)
+    ids = track(isl).track.values[:, 0]
+    fig = plot.island_maps(isl)
+    colour_of = {}
+    for t, ax in enumerate(fig.axes):
+        rgb = _panel(ax).reshape(-1, 3)
+        for identity in np.unique(ids[t]):
+            c = np.unique(rgb[ids[t] == identity], axis=0)
+            assert len(c) == 1
+            assert np.array_equal(colour_of.setdefault(int(identity), c[0]), c[0])
+    assert len(colour_of) == 3  # the square kept its identity, and its colour, all along
