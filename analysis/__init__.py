@@ -39,3 +39,9 @@ def __getattr__(name):
 
         return importlib.import_module(".plot", __name__)
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+
+
+# islands over time (issue 13): identities that persist, and tracking lag behind a movie
+from .tracking import match_islands, track, tracking_lag  # noqa: E402
+
+__all__ += ["track", "tracking_lag", "match_islands"]

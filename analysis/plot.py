@@ -13,50 +13,92 @@ import numpy as np
 from glomsim.variables import check_dataset
 
 from ._common import is_islands, time_positions
+from ._heatmap import heatmaps
+from ._maps import (
+    MapColours,
+    draw_map,
+    island_params,
+    level_positions,
+    n_islands,
+    named,
+    wrap_title,
+)
+from ._maps import (
+    axis_label as _label,
+)
+from .animate import animate
 from .islands import islands as find_islands
 from .islands import islands_of
 
-__all__ = ["island_maps", "convergence_curves", "spectrum", "projection", "island_colours"]
+__all__ = [
+    "island_maps",
+    "convergence_curves",
+    "spectrum",
+    "projection",
+    "island_colours",
+    "heatmaps",
+    "animate",
+]
 
 #: Most panels in one row of :func:`island_maps` when ``times`` is not given.
 DEFAULT_MAX_TIMES = 6
 
 
-def _label(da, fallback: str) -> str:
-    """Axis label "long_name [units]" from attrs; units "1" (dimensionless) left out."""
-    name = da.attrs.get("long_name", fallback)
-    units = da.attrs.get("units")
-    return f"{name} [{units}]" if units not in (None, "", "1") else str(name)
+def island_colours(labels, grid=None, *, truth=None) -> np.ndarray:
+    """RGB colours (..., 3) of island labels: islands that touch never share a colour.
 
+    The scheme of every island figure (see :mod:`analysis._colours`): a palette of
+    distinguishable colours without greys, the islands' adjacency graph coloured greedily
+    (islands of most neighbours first, each taking the least used colour that none of its
+    neighbours has) and, with ground truth, the background island in neutral grey and each
+    island that matches a true label in that label's colour.
 
-def island_colours(labels) -> np.ndarray:
-    """RGB colours (..., 3) of island labels: tab20, cycled, so neighbours rarely clash.
+    Parameters
+    ----------
+    labels : array of int
+        Island labels (N,) of columns on a grid of shape ``grid``, or a 2-D label map
+        (then ``grid`` is its shape).
+    grid : (rows, cols), optional
+        The grid the columns fill, row by row; without it (and for 1-D labels) no
+        adjacency is known and every island gets its own colour while the palette lasts.
+    truth : array of int, optional
+        True labels of the same columns (0 = background, negative = unknown).
 
     Examples
     --------
     >>> island_colours(np.array([0, 1, 20])).shape
     (3, 3)
+    >>> rgb = island_colours(np.array([[0, 0, 1], [2, 2, 1]]))
+    >>> bool((rgb[0, 0] != rgb[0, 2]).any() and (rgb[0, 0] != rgb[1, 0]).any())
+    True
     """
-    from matplotlib import colormaps
+    from . import _colours as col
+    from ._common import canonical_labels
 
-    palette = np.asarray(colormaps["tab20"].colors)
-    # even entries first: tab20 pairs a dark and a light shade of each hue
-    palette = np.concatenate([palette[0::2], palette[1::2]])
-    return palette[np.asarray(labels) % len(palette)]
+    labels = np.asarray(labels)
+    shape = labels.shape
+    if grid is None and labels.ndim == 2:
+        grid = shape
+    flat = canonical_labels(labels.reshape(-1))
+    if grid is not None:
+        rows, cols = (int(v) for v in grid)
+        if rows * cols != flat.size:
+            raise ValueError(
+                f"island_colours: grid={tuple(grid)!r} has {rows * cols} columns, labels "
+                f"{flat.size}"
+            )
+        yy, xx = np.divmod(np.arange(flat.size), cols)
+        pairs = col.grid_pairs(yy, xx)
+    else:
+        pairs = np.zeros((0, 2), dtype=np.int64)
+    tr = None if truth is None else np.asarray(truth).reshape(1, -1)
+    colours = col.colour_series(flat[None], pairs, tr)[0]
+    return col.to_rgb(flat, colours).reshape(shape + (3,))
 
 
-def _grid_shape(y, x):
-    """(rows, cols, row index, col index) if the positions fill an integer grid, else None."""
-    if not (np.all(y == np.round(y)) and np.all(x == np.round(x))):
-        return None
-    ys, yi = np.unique(y, return_inverse=True)
-    xs, xi = np.unique(x, return_inverse=True)
-    if len(ys) * len(xs) != len(y) or len(np.unique(yi * len(xs) + xi)) != len(y):
-        return None
-    return len(ys), len(xs), yi.reshape(-1), xi.reshape(-1)
-
-
-def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **island_kwargs):
+def island_maps(
+    ds_or_islands, times=None, *, levels=None, panel_size=2.0, name=None, **island_kwargs
+):
     """Maps of the columns coloured by island: one row per level, one panel per step.
 
     Parameters
@@ -71,13 +113,19 @@ def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **isl
         Positions along ``level``; default all.
     panel_size : float
         Inches per panel side.
+    name : str, optional
+        The run's name (e.g. its file), put at the front of the title.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``len(levels) * len(times)`` axes; panel titles give the step and island count,
-        the left column's y labels the level. Columns on a full grid are drawn as an
-        image, other layouts as points at (x, y).
+        ``len(levels) * (len(times) + 1)`` axes with ground truth (``label``), else
+        ``len(levels) * len(times)``. A first column shows the ground truth (at the
+        last panel's frame for a movie). Panel titles give the step, the island count
+        and, with ground truth, the agreement (ARI) of the islands with it; the left
+        column's y labels the level. Colours follow :func:`island_colours` and stay with
+        an island across steps. Columns on a full grid are drawn as an image, other
+        layouts as points at (x, y).
 
     Examples
     --------
@@ -89,6 +137,7 @@ def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **isl
     """
     from matplotlib.figure import Figure
 
+    source = None if is_islands(ds_or_islands) else ds_or_islands
     isl = islands_of(ds_or_islands, island_kwargs, "island_maps")
     n_times = isl.sizes["time"]
     if times is None:
@@ -96,51 +145,41 @@ def island_maps(ds_or_islands, times=None, *, levels=None, panel_size=2.0, **isl
         tpos = np.unique(np.linspace(0, n_times - 1, k).round().astype(np.int64))
     else:
         tpos = time_positions(n_times, times, "island_maps")
-    lpos = np.arange(isl.sizes["level"]) if levels is None else np.atleast_1d(levels)
-    if lpos.dtype.kind not in "iu" or np.any(lpos >= isl.sizes["level"]):
-        raise ValueError(
-            f"island_maps: levels={levels!r} must be positions in [0, {isl.sizes['level'] - 1}]"
-        )
-    labels = isl["labels"].transpose("time", "level", "column").values
-    counts = isl["count"].transpose("time", "level").values
-    y, x = np.asarray(isl["y"].values, float), np.asarray(isl["x"].values, float)
-    grid = _grid_shape(y, x)
-
-    fig = Figure(
-        figsize=(panel_size * len(tpos) + 0.6, panel_size * len(lpos) + 0.6), layout="constrained"
-    )
-    axes = fig.subplots(len(lpos), len(tpos), squeeze=False)
+    lpos = level_positions(levels, isl.sizes["level"], "island_maps")
+    maps = MapColours(isl, source)
+    with_truth = maps.truth is not None
+    n_cols = len(tpos) + with_truth
+    width = max(panel_size * n_cols + 0.6, 3.5)
+    fig = Figure(figsize=(width, panel_size * len(lpos) + 0.9), layout="constrained")
+    axes = fig.subplots(len(lpos), n_cols, squeeze=False)
     time_name = isl["time"].attrs.get("long_name", "step")
     for r, level in enumerate(lpos):
+        if with_truth:
+            ax = axes[r, 0]
+            draw_map(ax, maps.truth_rgb(tpos[-1], level), maps.grid, maps.y, maps.x)
+            ax.set_title(
+                f"ground truth: {n_islands(maps.truth_count(tpos[-1], level), 'label')}",
+                fontsize=8,
+            )
         for c, t in enumerate(tpos):
-            ax = axes[r, c]
-            colours = island_colours(labels[t, level])
-            if grid is not None:
-                rows, cols, yi, xi = grid
-                img = np.zeros((rows, cols, 3))
-                img[yi, xi] = colours
-                ax.imshow(img, interpolation="nearest", origin="upper")
-            else:
-                ax.scatter(x, y, c=colours, s=12)
-                ax.invert_yaxis()
-                ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax = axes[r, c + with_truth]
+            draw_map(ax, maps.islands_rgb(t, level), maps.grid, maps.y, maps.x)
             step = int(isl["time"].values[t])
-            ax.set_title(f"{time_name} {step}: {int(counts[t, level])} islands", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(f"level {int(isl['level'].values[level])}")
-    params = ", ".join(
-        f"{k}={isl.attrs[f'island_{k}']}"
-        for k in ("threshold", "metric", "connectivity")
-        if f"island_{k}" in isl.attrs
-    )
+            title = f"{time_name} {step}: {n_islands(maps.count(t, level))}"
+            if with_truth:
+                title += f"\nARI {maps.ari(t, level):.2f}"
+            ax.set_title(title, fontsize=8)
+        axes[r, 0].set_ylabel(f"level {int(isl['level'].values[level])}")
+    params = island_params(isl)
     title = isl["labels"].attrs.get("long_name", "island") + "s"
-    fig.suptitle(f"{title} ({params})" if params else title)
+    title = f"{title} ({params})" if params else title
+    if with_truth:
+        title += "; ARI = agreement with the ground truth"
+    fig.suptitle(wrap_title(named(name, title), width, 11), fontsize=11)
     return fig
 
 
-def convergence_curves(conv_ds):
+def convergence_curves(conv_ds, *, name=None):
     """Residual against step, one line per level, on a log scale.
 
     Parameters
@@ -149,11 +188,14 @@ def convergence_curves(conv_ds):
         From :func:`analysis.convergence`: ``residual(time, level)``, and optionally
         ``settled_step(level)`` (drawn as a dotted vertical line where >= 0) and
         ``rate(level)`` (in the legend).
+    name : str, optional
+        The run's name (e.g. its file), put at the front of the title.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes; its y label is the residual's ``long_name``, x label the step's.
+        One axes; its y label is the residual's ``long_name``, x label the step's; the
+        legend names each level's line and explains the dotted settling-step markers.
 
     Examples
     --------
@@ -165,6 +207,7 @@ def convergence_curves(conv_ds):
     """
     import xarray as xr
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     if not isinstance(conv_ds, xr.Dataset) or "residual" not in conv_ds.data_vars:
         raise ValueError(
@@ -186,6 +229,7 @@ def convergence_curves(conv_ds):
 
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
+    any_settled = False
     for k, level in enumerate(conv_ds["level"].values):
         label = f"level {int(level)}"
         if "rate" in conv_ds and np.isfinite(conv_ds["rate"].values[k]):
@@ -194,13 +238,21 @@ def convergence_curves(conv_ds):
         if "settled_step" in conv_ds:
             settled = int(conv_ds["settled_step"].values[k])
             if settled >= 0:
+                any_settled = True
                 ax.axvline(settled, color=line.get_color(), linestyle=":", linewidth=1)
     if np.isfinite(positive).any():
         ax.set_yscale("log")
     ax.set_xlabel(_label(conv_ds["time"], "step"))
     ax.set_ylabel(_label(res, "residual"))
-    ax.set_title(f"{res.attrs.get('long_name', 'residual')} per level")
-    ax.legend(fontsize=8)
+    ax.set_title(named(name, f"{res.attrs.get('long_name', 'residual')} per level"))
+    handles, _ = ax.get_legend_handles_labels()
+    if any_settled:
+        # a legend entry only: not drawn on the axes
+        handles.append(
+            Line2D([], [], color="0.4", linestyle=":", linewidth=1,
+                   label="settling step (level's colour):\nchange stays below tolerance")
+        )  # fmt: skip
+    ax.legend(handles=handles, fontsize=8)
     return fig
 
 
@@ -287,7 +339,7 @@ def spectrum(stab_ds):
     return fig
 
 
-def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
+def projection(ds, time=-1, level=0, islands=None, *, name=None, **island_kwargs):
     """The columns' embeddings at one step and level projected on their first two PCs.
 
     Parameters
@@ -300,13 +352,17 @@ def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
         Position along ``level``.
     islands : xarray.Dataset, optional
         From :func:`analysis.islands` (it must hold the same step); default computed
-        with ``island_kwargs`` for that step only.
+        with ``island_kwargs`` for that step only. Given the islands of every step, the
+        colours are those of :func:`island_maps` and :func:`animate` at this step.
+    name : str, optional
+        The run's name (e.g. its file), put at the front of the title.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes; points coloured by island, axes labelled with the share of variance
-        each principal component explains.
+        One axes; points coloured by island (:func:`island_colours`), axes labelled with
+        the share of variance each principal component explains; with ground truth the
+        title gives the islands' agreement (ARI) with it.
 
     Examples
     --------
@@ -345,7 +401,9 @@ def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
                 f"{step} (time position {time})"
             )
         isl = islands
-    labels = isl["labels"].sel(time=step, level=level_value).values
+    maps = MapColours(isl, ds)
+    t_isl = int(np.nonzero(isl["time"].values == step)[0][0])
+    l_isl = int(np.nonzero(isl["level"].values == level_value)[0][0])
 
     centred = x - x.mean(axis=0)
     _, s, vt = np.linalg.svd(centred, full_matrices=False)
@@ -359,10 +417,12 @@ def projection(ds, time=-1, level=0, islands=None, **island_kwargs):
 
     fig = Figure(figsize=(5.0, 5.0), layout="constrained")
     ax = fig.subplots()
-    ax.scatter(coords[:, 0], coords[:, 1], c=island_colours(labels), s=18)
+    ax.scatter(coords[:, 0], coords[:, 1], c=maps.islands_rgb(t_isl, l_isl), s=18)
     ax.set_xlabel(f"PC1 ({100 * share[0]:.1f} % of variance)")
     ax.set_ylabel(f"PC2 ({100 * share[1]:.1f} % of variance)")
-    name = emb.attrs.get("long_name", "embedding")
-    n_islands = len(np.unique(labels))
-    ax.set_title(f"{name}, level {level_value}, step {step}: {n_islands} islands")
+    what = emb.attrs.get("long_name", "embedding")
+    title = f"{what}, level {level_value}, step {step}: {n_islands(maps.count(t_isl, l_isl))}"
+    if maps.truth is not None:
+        title += f", ARI\u00a0{maps.ari(t_isl, l_isl):.2f}"
+    ax.set_title(wrap_title(named(name, title), 4.2, 12))
     return fig

@@ -137,3 +137,167 @@ def test_simulate_uses_image_with_patch_embedding():
     w = gs.random_weights(cfg, seed=0, patch_size=2, channels=3)
     ds = gs.simulate(cfg, w, inputs=scene)
     np.testing.assert_allclose(ds.input.values, patch_tokens(np.asarray(scene.image), w))
+
+
+# ----- movies ---------------------------------------------------------------------------
+from glomsim.scenes import make_movie  # noqa: E402
+
+_SMALL = dict(grid=(10, 12), dim=6, levels=4, parts_per_object=2, textures_per_part=2)
+
+
+def test_a_still_movie_repeats_make_scene():
+    kw = dict(_SMALL, n_objects=2, noise=0.2, seed=4)
+    scene = make_scene(**kw)
+    frozen = make_movie(n_frames=3, velocities=(0, 0), frame_noise="frozen", **kw)
+    for f in range(3):
+        np.testing.assert_array_equal(frozen.tokens[f], scene.tokens)
+        np.testing.assert_array_equal(frozen.images[f], scene.image)
+        np.testing.assert_array_equal(frozen.labels[f], scene.labels)
+    np.testing.assert_array_equal(frozen.codes, scene.codes)
+    assert frozen.objects == scene.objects
+    # fresh noise: frame 0 is the scene, later frames the same codes with new noise
+    fresh = make_movie(n_frames=3, velocities=(0, 0), **kw)
+    np.testing.assert_array_equal(fresh.tokens[0], scene.tokens)
+    np.testing.assert_array_equal(fresh.images[0], scene.image)
+    assert not np.array_equal(fresh.tokens[1], scene.tokens)
+    resid = fresh.tokens[1:] - scene.codes[scene.labels[0]]
+    assert abs(resid.std() - 0.2) < 0.02
+
+
+def test_shapes_and_read_only():
+    m = make_movie(n_frames=4, n_objects=2, patch_size=2, channels=1, **_SMALL)
+    assert m.tokens.shape == (4, 120, 6) and m.images.shape == (4, 1, 20, 24)
+    assert m.labels.shape == (4, 4, 120) and m.labels.dtype == np.int64
+    assert m.positions.shape == (4, 2, 2) and m.visible.shape == (4, 2)
+    assert m.n_frames == 4 and m.levels == 4 and m.dim == 6
+    np.testing.assert_array_equal(m.column_positions, gs.GlomConfig(grid=(10, 12)).position_array())
+    for a in (m.tokens, m.images, m.labels, m.positions):
+        with pytest.raises(ValueError):
+            a.flat[0] = 1
+    assert m.params["n_frames"] == 4 and m.params["grid"] == [10, 12]
+    again = make_movie(n_frames=4, n_objects=2, patch_size=2, channels=1, **_SMALL)
+    np.testing.assert_array_equal(m.tokens, again.tokens)
+
+
+@given(
+    vy=st.integers(-3, 3),
+    vx=st.integers(-3, 3),
+    n_objects=st.integers(1, 3),
+    seed=st.integers(0, 500),
+)
+def test_label_maps_move_by_the_velocity_per_frame(vy, vx, n_objects, seed):
+    # every object moves alike on a torus, so the whole label map rolls
+    m = make_movie(n_frames=4, velocities=(vy, vx), edges="wrap", n_objects=n_objects,
+                   seed=seed, **_SMALL)  # fmt: skip
+    for f in range(4):
+        for level in range(4):
+            rolled = np.roll(m.label_map(0, level), (f * vy, f * vx), axis=(0, 1))
+            np.testing.assert_array_equal(m.label_map(f, level), rolled)
+
+
+def _expected_objects(m):
+    """(frames, rows, cols) object label drawn from positions, sizes and depth alone."""
+    rows, cols = m.grid
+    out = np.zeros((m.n_frames, rows, cols), dtype=np.int64)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    for f in range(m.n_frames):
+        for k in m.depth:
+            if not m.visible[f, k - 1]:
+                continue
+            top, left = m.positions[f, k - 1]
+            _, _, h, w = m.objects[k - 1]
+            dy, dx = yy - top, xx - left
+            if m.edges == "wrap":
+                dy, dx = dy % rows, dx % cols
+            inside = (dy >= 0) & (dy < h) & (dx >= 0) & (dx < w)
+            out[f][inside] = k
+    return out
+
+
+@given(
+    velocities=st.lists(
+        st.tuples(st.floats(-2.5, 2.5), st.floats(-2.5, 2.5)), min_size=3, max_size=3
+    ),
+    edges=st.sampled_from(["bounce", "wrap", "clip"]),
+    depth=st.permutations([1, 2, 3]),
+    seed=st.integers(0, 500),
+)
+def test_objects_are_drawn_where_they_are_front_on_top(velocities, edges, depth, seed):
+    m = make_movie(n_frames=6, velocities=velocities, edges=edges, depth=depth, n_objects=3,
+                   seed=seed, **_SMALL)  # fmt: skip
+    np.testing.assert_array_equal(m.labels[:, 2].reshape(6, 10, 12), _expected_objects(m))
+    # an object keeps its label ids: its textures and parts are a subset of frame 0's
+    for f in range(6):
+        for k in range(1, 4):
+            mine = m.labels[f, 2] == k
+            for level in (0, 1):
+                assert set(m.labels[f, level][mine]) <= set(m.labels[0, level][m.labels[0, 2] == k])
+        assert np.all(m.labels[f, 0][m.labels[f, 2] == 0] == 0)  # background is 0 throughout
+        assert np.all(m.labels[f, 3] == 0)
+        # positions are the start plus f * velocity, rounded (before the edge rule)
+        if edges == "clip":
+            start = np.array([o[:2] for o in m.objects])
+            expected = np.floor(start + f * np.array(velocities) + 0.5)
+            np.testing.assert_array_equal(m.positions[f], expected)
+
+
+def test_occlusion_puts_the_front_object_on_top():
+    kw = dict(_SMALL, grid=(8, 20), n_objects=2, seed=1)
+    first = make_movie(n_frames=1, **kw)
+    (t1, l1, _, _), (t2, l2, _, _) = first.objects
+    # move object 2 onto object 1's corner in frame 1, object 1 still
+    v = [(0, 0), (t1 - t2, l1 - l2)]
+    for depth, front in (((1, 2), 2), ((2, 1), 1)):
+        m = make_movie(n_frames=2, velocities=v, depth=depth, edges="clip", **kw)
+        assert m.label_map(1, 2)[t1, l1] == front
+        assert m.label_map(0, 2)[t1, l1] == 1
+        # tokens follow the labels' textures (noise 0.1)
+        np.testing.assert_allclose(m.tokens[1] - m.codes[m.labels[1, 0]], 0.0, atol=0.6)
+
+
+def test_bounce_keeps_objects_whole_on_the_grid():
+    m = make_movie(n_frames=30, velocities=(1.3, -2.2), n_objects=1, seed=2, **_SMALL)
+    _, _, h, w = m.objects[0]
+    assert np.all((m.labels[:, 2] == 1).sum(axis=1) == h * w)
+    assert np.all((m.positions[:, 0, 0] >= 0) & (m.positions[:, 0, 0] <= 10 - h))
+    assert np.all((m.positions[:, 0, 1] >= 0) & (m.positions[:, 0, 1] <= 12 - w))
+    assert np.all(np.abs(np.diff(m.positions[:, 0], axis=0)) <= [2, 3])
+
+
+def test_lifetimes_show_objects_from_start_to_stop():
+    m = make_movie(n_frames=6, velocities=(0, 0), lifetimes=[(0, 6), (2, 4)], n_objects=2,
+                   **_SMALL)  # fmt: skip
+    shown = [(m.labels[f, 2] == 2).any() for f in range(6)]
+    assert shown == [False, False, True, True, False, False]
+    assert all((m.labels[f, 2] == 1).any() for f in range(6))
+    assert m.visible[:, 1].tolist() == shown
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(n_frames=0), "n_frames"),
+        (dict(velocities=(1, 2, 3)), "velocities"),
+        (dict(velocities=[(0, 1)] * 3), "velocities"),
+        (dict(velocities=(0, float("inf"))), "velocities"),
+        (dict(velocities="fast"), "velocities"),
+        (dict(lifetimes=[(2, 1), (0, 3)]), "lifetimes"),
+        (dict(lifetimes=[(0, 1)]), "lifetimes"),
+        (dict(depth=(1, 1)), "depth"),
+        (dict(depth=(1, 3)), "depth"),
+        (dict(edges="torus"), "edges"),
+        (dict(frame_noise="new"), "frame_noise"),
+        (dict(noise=-1.0), "noise"),
+        (dict(grid=(2, 2)), "n_objects"),
+        (dict(seed=-3), "seed"),
+    ],
+)
+def test_bad_movie_arguments_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field) as err:
+        make_movie(**{**dict(n_objects=2, grid=(8, 8), dim=4, levels=3), **kwargs})
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_movie_argument_is_a_type_error():
+    with pytest.raises(TypeError, match="speed"):
+        make_movie(speed=2)

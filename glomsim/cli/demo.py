@@ -3,8 +3,10 @@
 Question: how do the same-level attention weight and the attention sharpness shape
 island formation, and do the islands match the scene's part-whole ground truth?
 It sweeps ``mix.attention`` x ``attention.beta`` over several scenes (seeds), writes the
-sweep store, heatmaps of agreement (ARI) and island counts per level, island maps and
-convergence curves of one run with and one without attention, and a short report.
+sweep store, heatmaps of agreement (ARI) and island counts per level (one shared colour
+scale each), island maps beside the ground truth of one run with and one without
+attention, the convergence curves and an animation of the islands forming, and a short
+report in which every figure has a caption.
 """
 
 from __future__ import annotations
@@ -42,76 +44,102 @@ QUICK_AXES = {"attention_weight": [0.0, 2.0], "beta": [4.0]}
 DETAIL_BETA = 4.0
 
 
-def _heatmaps(ds, var, title, path):
-    from matplotlib.figure import Figure
+def kernels_cold() -> bool:
+    """Whether the next run has to compile numba's kernels: neither compiled in this
+    process nor found in numba's cache (a check of the cache index, no compiling)."""
+    from .._kernels.step import run_steps, step_all
 
-    mean = ds[var].mean("seed")
-    levels = ds.sizes["level"]
-    fig = Figure(figsize=(3.2 * levels, 3.0))
-    axes = np.atleast_1d(fig.subplots(1, levels))
-    for level, ax in enumerate(axes):
-        grid = mean.sel(level=level).transpose("beta", "attention_weight").values
-        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(ds.sizes["attention_weight"]))
-        ax.set_xticklabels([f"{v:g}" for v in ds.attention_weight.values])
-        ax.set_yticks(range(ds.sizes["beta"]))
-        ax.set_yticklabels([f"{v:g}" for v in ds.beta.values])
-        ax.set_xlabel("attention weight")
-        ax.set_ylabel("beta")
-        ax.set_title(f"level {level}")
-        for (i, j), v in np.ndenumerate(grid):
-            ax.text(j, i, f"{v:.2f}" if var == "ari" else f"{v:.0f}", ha="center",
-                    va="center", color="w", fontsize=7)  # fmt: skip
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=85)
+    for kernel in (run_steps, step_all):
+        if kernel.signatures:
+            continue
+        cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+        try:
+            index = cache_file._load_index() if cache_file is not None else {}
+        except Exception:  # noqa: BLE001 - numba's private cache API: assume cold
+            index = {}
+        if not index:
+            return True
+    return False
 
 
-def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, client=None):
-    """Run the demo study; returns the path of its report.
+def say_compiling(stream=None) -> bool:
+    """Print "compiling kernels (first run only)" when the next run compiles; returns
+    whether it did. Call it before the first run, and start progress bars after."""
+    import sys
 
-    Examples
-    --------
-    >>> # glomsim demo -o demo-out       (from the command line)
-    >>> # run_demo("demo-out", quick=True)
-    """
-    import matplotlib
+    if not kernels_cold():
+        return False
+    print("compiling kernels (first run only; this takes a minute or two)", flush=True,
+          file=stream or sys.stderr)  # fmt: skip
+    return True
 
-    matplotlib.use("Agg")
-    import analysis as an
-    import analysis.plot as ap
 
-    from ..runs import warmup
-    from ..scenes import make_scene
-    from ..simulation import simulate
-    from ..sweep import load_spec, run
-    from ..weights import identity_weights
+def _captions(spec, ds, truth_counts, n_steps, figures) -> dict[str, str]:
+    """What each figure of the report shows and how to read it."""
+    from ..scenes import LEVEL_NAMES
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    spec_dict = dict(DEMO_SPEC)
-    if quick:
-        spec_dict = {**spec_dict, "axes": QUICK_AXES, "sweep": {**spec_dict["sweep"], "seeds": 2}}
-    spec = load_spec(spec_dict)
-    t0 = time.perf_counter()
-    warmup()  # compile once here, so the workers load the kernels from the cache
-    ds = run(spec, str(out / "sweep.zarr"), client=client, workers=workers, resume=True,
-             progress=progress).load()  # fmt: skip
-    t_sweep = time.perf_counter() - t0
+    seeds = ds.sizes.get("seed", 1)
+    levels = ", ".join(f"{lv} {n}" for lv, n in enumerate(LEVEL_NAMES[: ds.sizes["level"]]))
+    truth = ", ".join(f"{c} {n}s" for c, n in zip(truth_counts, LEVEL_NAMES, strict=False))
+    axes = (
+        f"over the attention weight (x axis) and the attention sharpness beta (y axis), "
+        f"one panel per level ({levels}), mean over {seeds} scenes"
+    )
+    detail = (
+        f"One scene (seed 0, beta {DETAIL_BETA:g}), one row per level ({levels}): the "
+        "ground truth on the left, then the islands at three steps. Each colour is one "
+        "island; islands that touch never share a colour, the background island is grey "
+        "and an island that matches a true label has that label's colour, so a row that "
+        "looks like its ground-truth panel is a correct parse. Panel titles give the "
+        "island count and the agreement (ARI) with the truth."
+    )
+    return {
+        "ari.png": (
+            "Agreement of the islands with the scene's ground truth at the last step "
+            "(adjusted Rand index, ARI: 1 = the islands are exactly the true parts, "
+            f"about 0 = no better than chance), {axes}. One colour bar serves all "
+            "panels, so a colour means the same ARI on every panel; each cell gives "
+            "its value."
+        ),
+        "islands.png": (
+            f"Number of islands at the last step, {axes}; one colour bar for all panels, "
+            "on a log scale. "
+            f"The scene has {truth} (background included): a cell near that count "
+            "for its level has as many islands as the truth has labels."
+        ),
+        "island_maps.png": f"{detail} With same-level attention (weight 2).",
+        "island_maps_no_attention.png": (
+            f"{detail} Without same-level attention (weight 0): the contrast to the "
+            "figure above shows what attention does."
+        ),
+        "convergence.png": (
+            f"How fast the run with attention settles: the RMS change of the "
+            f"embeddings per step on a log scale, one line per level, over {n_steps} "
+            "steps. A dotted vertical line in a level's colour marks its settling step, "
+            "after which the change stays below the tolerance (1e-4 of the level's RMS "
+            "size for float32); a straight line means geometric convergence at the "
+            "rate in the legend."
+        ),
+        "islands.gif": (
+            "The run with attention as an animation, one frame per step: per level the "
+            "ground truth and the islands, coloured as in the island maps (an island "
+            "keeps its colour while it lasts); the title gives the step, each panel the "
+            "island count and the ARI."
+        ),
+    }
 
-    figures = []
-    if ds.sizes.get("beta", 1) > 1 or ds.sizes.get("attention_weight", 1) > 1:
-        _heatmaps(ds, "ari", "agreement with ground truth (ARI), mean over scenes",
-                  out / "ari.png")  # fmt: skip
-        _heatmaps(ds, "island_count", "islands at the end, mean over scenes",
-                  out / "islands.png")  # fmt: skip
-        figures += ["ari.png", "islands.png"]
 
-    # one scene, with and without same-level attention, in detail
+def _detail_runs(spec):
+    """One scene (seed 0) run with and without same-level attention, with its islands
+    and their agreement with the truth: {name: (run, islands, agreement)}."""
     from dataclasses import replace
 
+    import analysis as an
+
     from ..config import Mix
+    from ..scenes import make_scene
+    from ..simulation import simulate
+    from ..weights import identity_weights
 
     base = spec.settings(0)["config"]
     sharp = tuple(replace(base.attention_at(lv), beta=DETAIL_BETA) for lv in range(base.levels))
@@ -126,16 +154,47 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
     for name, cfg in (("with attention", strong), ("without attention", none)):
         run_ds = simulate(cfg, identity_weights(cfg), inputs=scene, init=init)
         isl = an.islands(run_ds, threshold=0.95)
-        agree = an.agreement(run_ds, islands=isl)
-        detail[name] = (run_ds, isl, agree)
-    run_ds, isl, _ = detail["with attention"]
-    n = run_ds.sizes["time"]
-    fig = ap.island_maps(isl, times=[0, n // 4, n - 1])
-    fig.savefig(out / "island_maps.png", dpi=80)
-    fig = ap.convergence_curves(an.convergence(run_ds))
-    fig.savefig(out / "convergence.png", dpi=80)
-    figures += ["island_maps.png", "convergence.png"]
+        detail[name] = (run_ds, isl, an.agreement(run_ds, islands=isl))
+    truth_counts = [len(np.unique(row)) for row in np.asarray(scene.labels)]
+    return detail, truth_counts
 
+
+def _write_figures(ds, detail, out: Path) -> list[str]:
+    """The report's figures, written into ``out``; returns their file names."""
+    import analysis as an
+    import analysis.plot as ap
+
+    from ..scenes import LEVEL_NAMES
+
+    figures = []
+    if ds.sizes.get("beta", 1) > 1 or ds.sizes.get("attention_weight", 1) > 1:
+        titles = [f"level {lv} ({LEVEL_NAMES[min(lv, 3)]})" for lv in range(ds.sizes["level"])]
+        ds = ds.copy()  # the axes named in the paper's words, with the config field
+        ds["attention_weight"].attrs["long_name"] = "attention weight (mix.attention)"
+        ds["beta"].attrs["long_name"] = "sharpness beta (attention.beta)"
+        low = min(0.0, float(ds["ari"].mean("seed").min()))
+        ap.heatmaps(ds, "ari", "attention_weight", "beta", titles=titles, name="demo sweep",
+                    vmin=low, vmax=1.0).savefig(out / "ari.png", dpi=85)  # fmt: skip
+        ap.heatmaps(ds, "island_count", "attention_weight", "beta", titles=titles,
+                    name="demo sweep", fmt=".1f", log=True).savefig(out / "islands.png",
+                                                                    dpi=85)  # fmt: skip
+        figures += ["ari.png", "islands.png"]
+    for name, file in (("with attention", "island_maps.png"),
+                       ("without attention", "island_maps_no_attention.png")):  # fmt: skip
+        run_ds, isl, _ = detail[name]
+        n = run_ds.sizes["time"]
+        fig = ap.island_maps(isl, times=[0, n // 4, n - 1], name=f"scene 0, {name}")
+        fig.savefig(out / file, dpi=80)
+        figures.append(file)
+    run_ds, isl, _ = detail["with attention"]
+    ap.convergence_curves(an.convergence(run_ds), name="scene 0, with attention").savefig(
+        out / "convergence.png", dpi=80
+    )
+    ap.animate(isl, out / "islands.gif", fps=5, dpi=72, name="scene 0, with attention")
+    return figures + ["convergence.png", "islands.gif"]
+
+
+def _report(spec, ds, detail, truth_counts, figures, t_sweep) -> list[str]:
     lines = [
         "# glomsim demo: attention weight and sharpness against island formation",
         "",
@@ -167,8 +226,48 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
             f"- {name}: islands per level {counts.tolist()} (shuffled baseline "
             f"{base_counts.tolist()}), ARI {np.round(ari, 3).tolist()}"
         )
-    lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
+    lines.append(f"- the scene's true labels per level: {truth_counts}")
+    n_steps = int(detail["with attention"][0]["time"].values[-1])
+    captions = _captions(spec, ds, truth_counts, n_steps, figures)
+    lines += ["", "## Figures", ""]
+    for k, file in enumerate(figures, 1):
+        lines += [f"![{file}]({file})", "", f"*Figure {k} ({file}).* {captions[file]}", ""]
+    return lines
+
+
+def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, client=None):
+    """Run the demo study; returns the path of its report.
+
+    Examples
+    --------
+    >>> # glomsim demo -o demo-out       (from the command line)
+    >>> # run_demo("demo-out", quick=True)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    from ..runs import warmup
+    from ..sweep import load_spec, run
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec_dict = dict(DEMO_SPEC)
+    if quick:
+        spec_dict = {**spec_dict, "axes": QUICK_AXES, "sweep": {**spec_dict["sweep"], "seeds": 2}}
+    spec = load_spec(spec_dict)
+    t0 = time.perf_counter()
+    if progress:
+        say_compiling()
+    warmup()  # compile once here, so the workers load the kernels from the cache
+    # the sweep's progress bar starts only now, so its ETA does not count compiling
+    ds = run(spec, str(out / "sweep.zarr"), client=client, workers=workers, resume=True,
+             progress=progress).load()  # fmt: skip
+    t_sweep = time.perf_counter() - t0
+    detail, truth_counts = _detail_runs(spec)
+    figures = _write_figures(ds, detail, out)
     report = out / "report.md"
+    lines = _report(spec, ds, detail, truth_counts, figures, t_sweep)
     report.write_text("\n".join(lines) + "\n")
     return report
 
