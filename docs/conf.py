@@ -82,6 +82,6 @@ glomsim_toctree = [
         "User guide",
         ["user-guide", "update-rule", "maths", "analysis-*", "training", "sweeps", "interop"],
     ),
-    ("Studies", ["studies"]),
+    ("Studies", ["studies", "gallery"]),
     ("Reference", ["cli", "api", "architecture", "performance"]),
 ]
