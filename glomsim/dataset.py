@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validate import check_bool, not_allowed
-from .variables import VARIABLES, Variable, attrs
+from .variables import VARIABLES, attrs
 
 __all__ = ["create_dataset", "save", "open_dataset", "load_run"]
 
@@ -82,32 +82,6 @@ def _filled(skeleton, data_vars):
 
 #: For the coordinator: entries for glomsim.variables (frames and continued runs); the
 #: registry's own entries win once they exist.
-_PENDING = {
-    v.name: v
-    for v in (
-        Variable("frame", ("time",), "int64", "frame", "1",
-                 "the frame of the input that the step recorded at this time read "
-                 "(frame 0 at step 0)"),
-        Variable("lag", ("lag",), "int64", "steps before the last", "step",
-                 "how many steps before the run's last state a delay_history state is"),
-        Variable("delay_history", ("lag", "level", "column", "feature"), "float",
-                 "top-down delay history", "1",
-                 "the states 1 .. top_down_delay - 1 steps before the last, which a "
-                 "continued run's top-down delay reads (kept by runs whose records lack "
-                 "them)"),
-    )
-}  # fmt: skip
-
-
-def _entry(name: str) -> Variable:
-    return VARIABLES[name] if name in VARIABLES else _PENDING[name]
-
-
-def _attrs(name: str, *, description: bool = True) -> dict:
-    return attrs(name, description=description) if name in VARIABLES else (
-        _PENDING[name].attrs(description=description))  # fmt: skip
-
-
 def create_dataset(
     cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None, summaries=None,
     frame=None, delay_history=None, summaries_only=None,
@@ -159,7 +133,7 @@ def create_dataset(
     def coord(name, values):
         # attrs go in with the values: setting them afterwards through ds[c] cost ~0.2 ms
         # a call, a tenth of a 10-step run of a small grid
-        return (_entry(name).dims, values, _attrs(name, description=False))
+        return (VARIABLES[name].dims, values, attrs(name, description=False))
 
     def make_coords():
         pos = cfg.position_array()
@@ -183,8 +157,8 @@ def create_dataset(
         return coords
 
     def var(name, values, dims=None):
-        dims = lead + _entry(name).dims if dims is None else lead + dims
-        return (dims, values, _attrs(name))
+        dims = lead + VARIABLES[name].dims if dims is None else lead + dims
+        return (dims, values, attrs(name))
 
     framed = ("frame",) if frames is not None else ()
     data_vars = {

@@ -32,13 +32,16 @@ def _start(cfg, weights, ds):
     return first
 
 
-def _inputs(ds):
-    """The inputs to pass again: the tokens, with the scene's labels when the Dataset has
+def _inputs(ds) -> dict:
+    """The inputs to pass again, as ``simulate``'s keyword arguments: the tokens (or the
+    frames and steps per frame), with the scene's or movie's labels when the Dataset has
     them (so the rerun keeps ``label``)."""
     tokens = ds["input"].values
-    if "label" not in ds:
-        return tokens
-    return SimpleNamespace(tokens=tokens, labels=ds["label"].values, image=None)
+    if "label" in ds:
+        tokens = SimpleNamespace(tokens=tokens, labels=ds["label"].values, image=None)
+    if "frame" in ds["input"].dims:
+        return {"frames": tokens, "steps_per_frame": int(ds.attrs["steps_per_frame"])}
+    return {"inputs": tokens}
 
 
 def rerun(ds, weights, **kwargs):
@@ -63,13 +66,19 @@ def rerun(ds, weights, **kwargs):
 
     cfg = GlomConfig.from_dataset(ds)
     weights.check_hash(ds.attrs.get("weights_hash"))
+    if "continued_from_step" in ds.attrs:
+        raise ValueError(
+            f"ds: a run continued from step {ds.attrs['continued_from_step']} does not hold "
+            "its own start; rerun the run it continued, then continue that again "
+            "(simulate(cfg, w, init=earlier, steps=n))"
+        )
     steps = int(ds.time.values[-1])
     summaries_only = bool(ds.attrs.get("summaries_only", 0))
     kwargs.setdefault("summaries_only", summaries_only)
     if not kwargs["summaries_only"]:
         kwargs.setdefault("record_every", _record_every(ds))
-    return simulate(cfg, weights, inputs=_inputs(ds), init=_start(cfg, weights, ds),
-                    steps=steps, **kwargs)  # fmt: skip
+    return simulate(cfg, weights, init=_start(cfg, weights, ds), steps=steps,
+                    **(_inputs(ds) | kwargs))  # fmt: skip
 
 
 def warmup(verbose: bool = False) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import check_bool, check_int, check_real, not_allowed
+from ._memory import check_run_memory
 from .config import GlomConfig
 from .inputs import (
     Start,
@@ -271,12 +272,14 @@ def simulate(
     """
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
+    if weights is not None and not isinstance(weights, GlomWeights):
+        raise TypeError(f"weights must be GlomWeights or None, got {type(weights).__name__}")
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
+    # before any allocation, the default weights included
+    check_run_memory(cfg, steps, record_every, summaries_only, 1, weights=weights)
     if weights is None:
         weights = random_weights(cfg, cfg.seed)
-    if not isinstance(weights, GlomWeights):
-        raise TypeError(f"weights must be GlomWeights or None, got {type(weights).__name__}")
     weights.check(cfg)
-    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
     if rule is not None and not callable(rule):
         raise not_allowed(
             "rule",
@@ -359,6 +362,8 @@ def simulate_ensemble(
         raise ValueError("init: a Dataset continues one run; continue each member with "
                          "simulate(cfg, w, init=ds.isel(member=m))")  # fmt: skip
     M = _ensemble_size(weights, members, frames if inputs is None else inputs, init)
+    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
+    check_run_memory(cfg, steps, record_every, summaries_only, M, weights=weights)
     if weights is None:
         weights = random_weights(cfg, cfg.seed)
     wlist = list(weights) if isinstance(weights, (list, tuple)) else [weights]
@@ -368,7 +373,6 @@ def simulate_ensemble(
         w.check(cfg)
     if len({w.identity for w in wlist}) > 1:
         raise ValueError("weights: mix of identity and non-identity weights in one ensemble")
-    steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
     per_frame = _steps_per_frame(inputs, frames, steps_per_frame)
     tokens, labels, state0 = ensemble_inputs(cfg, wlist, M, inputs, init)
     if frames is not None:

@@ -88,7 +88,20 @@ def annotate(ds, function: str):
 
 V = Variable
 # ----- coordinates -----------------------------------------------------------------------
-COORDS = ("time", "step", "level", "column", "feature", "y", "x", "member", "seed", "point")
+COORDS = (
+    "time",
+    "step",
+    "level",
+    "column",
+    "feature",
+    "y",
+    "x",
+    "member",
+    "seed",
+    "point",
+    "lag",
+    "frame",
+)
 register(
     V("time", ("time",), "int64", "step", "1", "step index; 0 is the initial state"),
     V(
@@ -107,6 +120,22 @@ register(
     V("member", ("member",), "int64", "ensemble member", "1", "index of an ensemble member"),
     V("seed", ("seed",), "int64", "seed", "1", "the run's config and weights seed"),
     V("point", ("point",), "int64", "point", "1", "index of a point of a zip or random sweep"),
+    V(
+        "lag",
+        ("lag",),
+        "int64",
+        "steps before the last",
+        "step",
+        "how many steps before the run's last state a delay_history state is",
+    ),
+    V(
+        "frame",
+        ("time",),
+        "int64",
+        "frame",
+        "1",
+        "the frame of the input that the step recorded at this time read (frame 0 at step 0)",
+    ),
 )
 # ----- a run (simulate) ----------------------------------------------------------------------
 register(
@@ -118,7 +147,14 @@ register(
         "1",
         "state E[t, l, i, :] of every level of every column at each recorded step",
     ),
-    V("input", ("column", "feature"), "float", "input token", "1", "level-0 input u[i]"),
+    V(
+        "input",
+        ("column", "feature"),
+        "float",
+        "input token",
+        "1",
+        "level-0 input u[i] (per frame, input(frame, column, feature), for frames runs)",
+    ),
     V(
         "label",
         ("level", "column"),
@@ -133,7 +169,7 @@ register(
         "float64",
         "RMS embedding size",
         "1",
-        "RMS over (column, feature) of E[t, l] at every step (summaries_only runs)",
+        "RMS over (column, feature) of E[t, l] at every step, thinned runs included",
     ),
     V(
         "change",
@@ -141,8 +177,17 @@ register(
         "float64",
         "RMS change per step",
         "1",
-        "RMS over (column, feature) of E[t, l] - E[t-1, l] at every step, NaN at step 0 "
-        "(summaries_only runs; the quantity stop_when_settled tests)",
+        "RMS over (column, feature) of E[t, l] - E[t-1, l] at every step, thinned runs "
+        "included, NaN at step 0 (the quantity stop_when_settled tests)",
+    ),
+    V(
+        "delay_history",
+        ("lag", "level", "column", "feature"),
+        "float",
+        "top-down delay history",
+        "1",
+        "the states 1 .. top_down_delay - 1 steps before the last, which a continued "
+        "run's top-down delay reads (kept by runs whose records lack them)",
     ),
 )
 # ----- a sweep's per-run results (after the sweep's own dims) ----------------------------

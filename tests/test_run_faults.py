@@ -236,3 +236,18 @@ def test_random_weights_names_a_negative_seed():
         gs.random_weights(cfg, seed=-1)
     with pytest.raises(ValueError, match=r"seed=1.5 is not allowed"):
         gs.random_weights(cfg, seed=1.5)
+
+
+def test_rerun_of_a_frames_run_is_bit_for_bit_and_a_continued_run_is_refused():
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=7, top_down_delay=2)
+    w = gs.random_weights(cfg, seed=2)
+    frames = np.random.default_rng(0).normal(size=(3, 9, 4)).astype(np.float32)
+    ds = gs.simulate(cfg, w, frames=frames, steps_per_frame=2, record_every=3)
+    again = gs.rerun(ds, w)
+    assert again.input.dims == ("frame", "column", "feature")
+    assert [int(t) for t in again.time] == [int(t) for t in ds.time]
+    assert bool((again.embedding == ds.embedding).all())
+    assert bool((again.frame == ds.frame).all())
+    more = gs.simulate(cfg, w, init=gs.simulate(cfg, w, frames=frames, steps_per_frame=2), steps=3)
+    with pytest.raises(ValueError, match="continued from step 7"):
+        gs.rerun(more, w)
