@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_bool, check_int, check_real, not_allowed
 from ._memory import check_run_memory
+from ._validate import check_bool, check_int, check_real, not_allowed
 from .config import GlomConfig
 from .inputs import (
     Start,
