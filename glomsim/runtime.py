@@ -24,7 +24,14 @@ import functools
 import os
 import threading
 
-__all__ = ["start_threads", "max_threads", "stepping", "SERIAL_BELOW"]
+__all__ = [
+    "start_threads",
+    "max_threads",
+    "stepping",
+    "SERIAL_BELOW",
+    "kernels_cold",
+    "say_compiling",
+]
 
 #: Steps of fewer floating-point operations run on one numba thread.
 SERIAL_BELOW = 2_000_000
@@ -139,3 +146,33 @@ def stepping(work_per_step: float, *, numpy_blas: bool = False):
         if serial:  # only when changed: ~25 us a call right after other work
             numba.set_num_threads(threads)
         _BLAS.release(libs)
+
+
+def kernels_cold() -> bool:
+    """Whether the next run has to compile numba's kernels: neither compiled in this
+    process nor found in numba's cache (a check of the cache index, no compiling)."""
+    from ._kernels.step import run_steps, step_all
+
+    for kernel in (run_steps, step_all):
+        if kernel.signatures:
+            continue
+        cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+        try:
+            index = cache_file._load_index() if cache_file is not None else {}
+        except Exception:  # noqa: BLE001 - numba's private cache API: assume cold
+            index = {}
+        if not index:
+            return True
+    return False
+
+
+def say_compiling(stream=None) -> bool:
+    """Print "compiling kernels (first run only)" when the next run compiles; returns
+    whether it did. Call it before the first run, and start progress bars after."""
+    import sys
+
+    if not kernels_cold():
+        return False
+    print("compiling kernels (first run only; this takes a minute or two)", flush=True,
+          file=stream or sys.stderr)  # fmt: skip
+    return True

@@ -53,14 +53,36 @@ def _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
 
 
 def _progress(progress, steps):
-    """The progress meter: None, the given object, or tqdm's bar for ``True``."""
+    """The progress meter: None, the given object, or tqdm's bar for ``True``; for the
+    bar, "compiling kernels (first run only)" first when the kernels are not compiled
+    or cached yet."""
     if not progress:
         return None
     if hasattr(progress, "update") and hasattr(progress, "close"):
         return progress
     from tqdm.auto import tqdm
 
-    return tqdm(total=steps, desc="simulate", unit="step")
+    from .runtime import say_compiling
+
+    return _HonestBar(tqdm(total=steps, desc="simulate", unit="step"), say_compiling())
+
+
+class _HonestBar:
+    """tqdm's bar whose clock restarts after the first step when that step compiled the
+    kernels, so the ETA counts stepping, not compiling (a cold run's bar had shown 0%
+    with an ETA of 19 minutes)."""
+
+    def __init__(self, bar, compiling: bool):
+        self.bar, self.compiling = bar, compiling
+
+    def update(self, n=1):
+        if self.compiling:
+            self.compiling = False
+            self.bar.reset(total=self.bar.total)
+        self.bar.update(n)
+
+    def close(self):
+        self.bar.close()
 
 
 def _run(cfg, weights, start, tokens, labels, steps, recorder, *, progress, rule=None,

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glomsim.cli import demo
 from glomsim.cli.demo import run_demo
 
 FIGURES = ("ari.png", "islands.png", "island_maps.png", "island_maps_no_attention.png",
@@ -36,17 +35,6 @@ def test_the_demo_writes_an_animation_of_every_step(quick):
     out, text = quick
     with Image.open(out / "islands.gif") as im:
         assert im.n_frames == 41  # steps 0..40 of the detailed run
-
-
-def test_compiling_is_announced_only_when_the_kernels_are_cold(capsys, monkeypatch):
-    from glomsim.runs import warmup
-
-    warmup()
-    assert not demo.kernels_cold()  # compiled in this process: nothing to say
-    assert demo.say_compiling() is False and capsys.readouterr().err == ""
-    monkeypatch.setattr(demo, "kernels_cold", lambda: True)
-    assert demo.say_compiling() is True
-    assert capsys.readouterr().err.startswith("compiling kernels (first run only")
 
 
 def test_quick_demo_writes_figures_and_report(quick):

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,31 @@ def test_no_kernel_hard_codes_fastmath_flags():
         for value in re.findall(r"fastmath\s*=\s*([^,)\s]+)", text):
             assert value in named, f"{path.name}: fastmath={value}"
         assert not re.search(r"numba\.njit|from numba import[^\n]*\bnjit\b", text), path.name
+
+
+def test_compiling_is_announced_only_when_the_kernels_are_cold(capsys, monkeypatch):
+    from glomsim import runtime
+
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2), steps=2)
+    gs.simulate(cfg)  # compiled (or loaded) in this process: nothing to say
+    assert not runtime.kernels_cold()
+    assert runtime.say_compiling() is False and capsys.readouterr().err == ""
+    monkeypatch.setattr(runtime, "kernels_cold", lambda: True)
+    assert runtime.say_compiling() is True
+    assert capsys.readouterr().err.startswith("compiling kernels (first run only")
+
+
+def test_a_cold_progress_bar_restarts_its_clock_after_the_first_step(monkeypatch):
+    from glomsim import runtime, simulation
+
+    monkeypatch.setattr(runtime, "kernels_cold", lambda: True)
+    meter = simulation._progress(True, 5)
+    try:
+        start = meter.bar.start_t
+        time.sleep(0.05)  # the first step's compiling
+        meter.update(1)
+        assert meter.bar.start_t > start and meter.bar.n == 1
+        meter.update(1)
+        assert meter.bar.n == 2
+    finally:
+        meter.close()

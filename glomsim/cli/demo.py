@@ -44,36 +44,6 @@ QUICK_AXES = {"attention_weight": [0.0, 2.0], "beta": [4.0]}
 DETAIL_BETA = 4.0
 
 
-def kernels_cold() -> bool:
-    """Whether the next run has to compile numba's kernels: neither compiled in this
-    process nor found in numba's cache (a check of the cache index, no compiling)."""
-    from .._kernels.step import run_steps, step_all
-
-    for kernel in (run_steps, step_all):
-        if kernel.signatures:
-            continue
-        cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
-        try:
-            index = cache_file._load_index() if cache_file is not None else {}
-        except Exception:  # noqa: BLE001 - numba's private cache API: assume cold
-            index = {}
-        if not index:
-            return True
-    return False
-
-
-def say_compiling(stream=None) -> bool:
-    """Print "compiling kernels (first run only)" when the next run compiles; returns
-    whether it did. Call it before the first run, and start progress bars after."""
-    import sys
-
-    if not kernels_cold():
-        return False
-    print("compiling kernels (first run only; this takes a minute or two)", flush=True,
-          file=stream or sys.stderr)  # fmt: skip
-    return True
-
-
 def _captions(spec, ds, truth_counts, n_steps, figures) -> dict[str, str]:
     """What each figure of the report shows and how to read it."""
     from ..scenes import LEVEL_NAMES
@@ -247,7 +217,6 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
 
     matplotlib.use("Agg")
 
-    from ..runs import warmup
     from ..sweep import load_spec, run
 
     out = Path(out)
@@ -257,10 +226,8 @@ def run_demo(out="glomsim-demo", *, workers=None, quick=False, progress=True, cl
         spec_dict = {**spec_dict, "axes": QUICK_AXES, "sweep": {**spec_dict["sweep"], "seeds": 2}}
     spec = load_spec(spec_dict)
     t0 = time.perf_counter()
-    if progress:
-        say_compiling()
-    warmup()  # compile once here, so the workers load the kernels from the cache
-    # the sweep's progress bar starts only now, so its ETA does not count compiling
+    # the sweep compiles what its runs need once, before its workers start and before its
+    # progress bar (which then does not count compiling); the workers load from the cache
     ds = run(spec, str(out / "sweep.zarr"), client=client, workers=workers, resume=True,
              progress=progress).load()  # fmt: skip
     t_sweep = time.perf_counter() - t0

@@ -175,6 +175,8 @@ def _sweep(spec, store, layout, client, workers, progress, resume, retry_failed)
         todo |= status == st.FAILED
     n_before = int((~todo).sum())
     batches = _batches(spec, todo)
+    if batches:
+        _compile_first(spec, batches, progress)
     bar = None
     if progress and batches:
         from tqdm.auto import tqdm
@@ -195,6 +197,30 @@ def _sweep(spec, store, layout, client, workers, progress, resume, retry_failed)
     seconds = time.perf_counter() - t0 if batches else None
     st.finish(store, layout, seconds=seconds, skipped=n_before)
     return st.open_sweep(store, check=False)
+
+
+def _compile_first(spec, batches, progress) -> None:
+    """Compile the kernels the runs need here, once, before any worker starts (and before
+    the progress bar, so that its ETA does not count compiling): workers then load them
+    from numba's cache instead of each compiling the same. One two-step run per dtype
+    the batches use; nothing when the kernels are compiled or cached already."""
+    from ..runtime import kernels_cold, say_compiling
+
+    if not kernels_cold():
+        return
+    if progress:
+        say_compiling()
+    from ..simulation import simulate
+    from .runs import prepare_run
+
+    firsts = {}
+    for batch in batches:
+        dtype = spec.settings(spec.unravel(batch[0])[0])["config"].dtype
+        firsts.setdefault(dtype, batch[0])
+    for index in firsts.values():
+        cfg, w, scene, init = prepare_run(spec, index)
+        simulate(cfg, w, inputs=scene, init=init, steps=min(cfg.steps, 2),
+                 record_every=spec.keep["record_every"])  # fmt: skip
 
 
 def _batches(spec, todo) -> list[tuple[int, ...]]:
