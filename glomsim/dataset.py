@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .variables import VARIABLES, attrs
+from .variables import VARIABLES, Variable, attrs
 
 __all__ = ["create_dataset", "save", "open_dataset", "load_run"]
 
@@ -76,9 +76,38 @@ def _filled(skeleton, data_vars):
     return skeleton.copy(deep=False, data=data)
 
 
+#: For the coordinator: entries for glomsim.variables (frames and continued runs); the
+#: registry's own entries win once they exist.
+_PENDING = {
+    v.name: v
+    for v in (
+        Variable("frame", ("time",), "int64", "frame", "1",
+                 "the frame of the input that the step recorded at this time read "
+                 "(frame 0 at step 0)"),
+        Variable("lag", ("lag",), "int64", "steps before the last", "step",
+                 "how many steps before the run's last state a delay_history state is"),
+        Variable("delay_history", ("lag", "level", "column", "feature"), "float",
+                 "top-down delay history", "1",
+                 "the states 1 .. top_down_delay - 1 steps before the last, which a "
+                 "continued run's top-down delay reads (kept by runs whose records lack "
+                 "them)"),
+    )
+}  # fmt: skip
+
+
+def _entry(name: str) -> Variable:
+    return VARIABLES[name] if name in VARIABLES else _PENDING[name]
+
+
+def _attrs(name: str, *, description: bool = True) -> dict:
+    return attrs(name, description=description) if name in VARIABLES else (
+        _PENDING[name].attrs(description=description))  # fmt: skip
+
+
 def create_dataset(
-    cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None, summaries=None
-):
+    cfg, weights, embedding, times, inputs, *, labels=None, extra_attrs=None, summaries=None,
+    frame=None, delay_history=None, summaries_only=None,
+):  # fmt: skip
     """The Dataset of a run (glomsim's data model) from plain arrays.
 
     Parameters
@@ -90,14 +119,24 @@ def create_dataset(
     times : sequence of int
         The recorded steps.
     inputs : array (column, feature), or (member, column, feature)
+        With ``frame``: (frame, column, feature), or (member, frame, column, feature).
     labels : array (level, column) or (member, level, column), optional
-        Ground-truth labels of a scene.
+        Ground-truth labels of a scene; with ``frame``, a movie's (frame, level,
+        column), or (member, frame, level, column).
     extra_attrs : dict, optional
         More dataset attrs.
     summaries : dict, optional
-        Per-step summaries (``rms``, ``change``: registered variables on the ``step``
-        dimension) as float64 arrays (step, level), or (member, step, level) for an
-        ensemble, with one row per step from 0.
+        Per-step summaries (``change``, and ``rms`` for a summaries-only run: registered
+        variables on the ``step`` dimension) as float64 arrays (step, level), or
+        (member, step, level) for an ensemble, with one row per step of the run.
+    frame : array (time,) of int, optional
+        A run with frames: the frame each recorded step read (the coordinate
+        ``frame(time)``).
+    delay_history : array (lag, level, column, feature), or (member, lag, ...), optional
+        The states 1 .. d-1 steps before the last (``delay_history``).
+    summaries_only : bool, optional
+        Whether only the first and last states were kept (``attrs["summaries_only"]``);
+        default: whether ``summaries`` holds ``rms``.
 
     Returns
     -------
@@ -109,11 +148,14 @@ def create_dataset(
     times = tuple(int(t) for t in times)
     n_members = embedding.shape[0] if member else None
     n_steps = next(iter(summaries.values())).shape[len(lead)] if summaries else None
+    frames = None if frame is None else tuple(int(f) for f in frame)
+    lags = 0 if delay_history is None else delay_history.shape[len(lead)]
+    first_step = times[0] if times else 0
 
     def coord(name, values):
         # attrs go in with the values: setting them afterwards through ds[c] cost ~0.2 ms
         # a call, a tenth of a 10-step run of a small grid
-        return (VARIABLES[name].dims, values, attrs(name, description=False))
+        return (_entry(name).dims, values, _attrs(name, description=False))
 
     def make_coords():
         pos = cfg.position_array()
@@ -128,26 +170,34 @@ def create_dataset(
         if member:
             coords["member"] = coord("member", np.arange(n_members, dtype=np.int64))
         if summaries:
-            coords["step"] = coord("step", np.arange(n_steps, dtype=np.int64))
+            steps = np.arange(first_step, first_step + n_steps, dtype=np.int64)
+            coords["step"] = coord("step", steps)
+        if frames is not None:
+            coords["frame"] = coord("frame", np.asarray(frames, dtype=np.int64))
+        if lags:
+            coords["lag"] = coord("lag", np.arange(1, lags + 1, dtype=np.int64))
         return coords
 
     def var(name, values, dims=None):
-        dims = lead + VARIABLES[name].dims if dims is None else dims
-        return (dims, values, attrs(name))
+        dims = lead + _entry(name).dims if dims is None else lead + dims
+        return (dims, values, _attrs(name))
 
+    framed = ("frame",) if frames is not None else ()
     data_vars = {
         "embedding": var("embedding", embedding),
-        "input": var("input", np.asarray(inputs)),
+        "input": var("input", np.asarray(inputs), framed + VARIABLES["input"].dims),
     }
     if labels is not None:
-        labels = np.asarray(labels)
-        data_vars["label"] = var(
-            "label", labels, None if labels.ndim > 2 else VARIABLES["label"].dims
-        )
+        data_vars["label"] = var("label", np.asarray(labels), framed + VARIABLES["label"].dims)
     for name, values in (summaries or {}).items():
         data_vars[name] = var(name, values)
-    ds = _skeleton(cfg, (times, n_members, n_steps), make_coords, data_vars)
-    ds.attrs = _run_attrs(cfg, weights, times, bool(summaries))
+    if lags:
+        data_vars["delay_history"] = var("delay_history", delay_history)
+    key = (times, n_members, n_steps, frames, lags)
+    ds = _skeleton(cfg, key, make_coords, data_vars)
+    if summaries_only is None:
+        summaries_only = "rms" in (summaries or {})
+    ds.attrs = _run_attrs(cfg, weights, times, summaries_only)
     if extra_attrs:
         ds.attrs.update(extra_attrs)
     return ds

@@ -167,9 +167,14 @@ def step(
     inputs: np.ndarray,
     t: int,
     rule=None,
+    *,
+    steps_per_frame: int | None = None,
 ) -> np.ndarray:
-    """Compute E[t] from the states E[0..t-1] in ``history`` (each (L, N, D)).
+    """Compute E[t] from the states E[0..t-1] in ``history`` (each (L, N, D); a list, or
+    a dict by step holding at least E[t-1] and E[max(t-d, 0)]).
 
+    ``inputs`` is the tokens (N, D), or with ``steps_per_frame`` = k the frames
+    (F, N, D), of which step t reads frame ``min((t - 1) // k, F - 1)``.
     ``rule(previous, bottom_up, top_down, attention, mix) -> new`` replaces the weighted
     average when given (all contributions are then evaluated; ``top_down`` is None at
     the top level); normalisation is applied after either.
@@ -177,6 +182,8 @@ def step(
     dtype = cfg.np_dtype
     L = cfg.levels
     positions = cfg.position_array()
+    if steps_per_frame is not None:
+        inputs = inputs[min((t - 1) // steps_per_frame, len(inputs) - 1)]
     prev_state = history[t - 1]
     delayed = history[max(t - cfg.top_down_delay, 0)]
     mix = cfg.mix_weights(t)  # (L, 4): bottom_up, top_down, previous, attention
@@ -237,12 +244,28 @@ def simulate(
     init: np.ndarray,
     steps: int | None = None,
     rule=None,
+    *,
+    steps_per_frame: int | None = None,
+    start: int = 0,
+    past=None,
 ) -> np.ndarray:
-    """All states E[0..steps] as one (steps + 1, L, N, D) array; E[0] = ``init`` as given."""
+    """All states E[start..start + steps] as one (steps + 1, L, N, D) array;
+    E[start] = ``init`` as given.
+
+    ``inputs``: tokens (N, D), or frames (F, N, D) with ``steps_per_frame`` (see
+    :func:`step`). A continued run starts at step ``start`` > 0 with ``past``, the states
+    the top-down delay d reads before it: E[start - 1], ..., E[start - d + 1] (E[0] for
+    steps before 0); from step 0 every earlier state is E[0].
+    """
     dtype = cfg.np_dtype
     steps = cfg.steps if steps is None else steps
-    history = [np.asarray(init, dtype=dtype)]
+    d = cfg.top_down_delay
+    history = {start: np.asarray(init, dtype=dtype)}
+    for lag in range(1, d):
+        if start - lag >= 0:
+            history[start - lag] = np.asarray(past[lag - 1] if start else init, dtype=dtype)
     inputs = np.asarray(inputs, dtype=dtype)
-    for t in range(1, steps + 1):
-        history.append(step(cfg, weights, history, inputs, t, rule=rule))
-    return np.stack(history)
+    for t in range(start + 1, start + steps + 1):
+        history[t] = step(cfg, weights, history, inputs, t, rule=rule,
+                          steps_per_frame=steps_per_frame)  # fmt: skip
+    return np.stack([history[t] for t in range(start, start + steps + 1)])

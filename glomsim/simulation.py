@@ -8,8 +8,15 @@ import numpy as np
 from ._validate import check_bool, check_int, check_real, not_allowed
 from .config import GlomConfig
 from .inputs import (
+    Start,
+    continuation,
+    ensemble_frames,
     ensemble_inputs,
+    frames_of_times,
+    fresh_history,
     initial_state,
+    is_dataset,
+    prepare_frames,
     prepare_init,  # noqa: F401 - its old home; it lives in glomsim.inputs
     prepare_inputs,
 )
@@ -55,27 +62,34 @@ def _progress(progress, steps):
     return tqdm(total=steps, desc="simulate", unit="step")
 
 
-def _run(cfg, weights, state0, tokens, labels, steps, recorder, *, progress, rule=None,
-         settle=None):  # fmt: skip
-    """Run and build the Dataset: one simulation (``state0`` (L, N, D)) or an ensemble
-    (``state0`` (M, L, N, D), ``weights`` shared or one per member)."""
+def _run(cfg, weights, start, tokens, labels, steps, recorder, *, progress, rule=None,
+         settle=None, per_frame=None):  # fmt: skip
+    """Run and build the Dataset: one simulation (``start.state0`` (L, N, D)) or an
+    ensemble ((M, L, N, D), ``weights`` shared or one per member). ``tokens`` as the
+    Dataset holds them: (N, D) or (M, N, D), or with ``per_frame`` (steps per frame)
+    frames (F, N, D) or (M, F, N, D)."""
     from ._engine import Diverged, integrate, planned
 
-    members = state0.shape[0] if state0.ndim == 4 else 1
+    member = start.state0.ndim == 4
     meter = _progress(progress, steps)
+    # the engine takes frames first: (F, N, D) or (F, M, N, D), one frame when static
+    if per_frame is None:
+        frames = tokens[None]
+    else:
+        frames = np.ascontiguousarray(np.moveaxis(tokens, 1, 0)) if member else tokens
 
-    def dataset(states, times, summaries, **attrs):
-        return _dataset(cfg, weights, states, times, tokens, labels, attrs, summaries,
-                        member=state0.ndim == 4)  # fmt: skip
+    def dataset(kept, **attrs):
+        if start.t0 > 0:
+            attrs["continued_from_step"] = start.t0
+        return _dataset(cfg, weights, kept, tokens, labels, attrs, member, per_frame)
 
     try:
-        with planned(cfg, weights, members) as plan:
-            states, times, last, summaries = integrate(plan, state0, tokens, steps, recorder,
-                                                       rule=rule, settle=settle,
-                                                       progress=meter)  # fmt: skip
+        with planned(cfg, weights, start.state0.shape[0] if member else 1) as plan:
+            kept = integrate(plan, start, frames, steps, recorder, per_frame=per_frame or 1,
+                             rule=rule, settle=settle, progress=meter)  # fmt: skip
     except Diverged as e:
         where = "" if e.member is None else f", member {e.member}"
-        partial = dataset(e.states, e.times, e.summaries, partial_until_step=e.times[-1])
+        partial = dataset(e.kept, partial_until_step=e.kept.times[-1])
         raise SimulationDiverged(
             f"the state became non-finite at step {e.step}, level {e.level}{where}; "
             f"{e.what} are in .partial "
@@ -84,21 +98,59 @@ def _run(cfg, weights, state0, tokens, labels, steps, recorder, *, progress, rul
             level=e.level,
             partial=partial,
         ) from None
-    attrs = {"stopped_early_at": last} if last < steps else {}
-    return dataset(states, times, summaries, **attrs)
+    attrs = {"stopped_early_at": start.t0 + kept.last} if kept.last < steps else {}
+    return dataset(kept, **attrs)
 
 
-def _dataset(cfg, weights, emb, times, tokens, labels, attrs, summaries, member):
+def _dataset(cfg, weights, kept, tokens, labels, attrs, member, per_frame):
     from .dataset import create_dataset
 
+    emb, summaries, history = kept.states, kept.summaries, kept.history
     if member:
         # (time, member, ...) -> (member, time, ...), and (step, member, level) likewise
         emb = np.moveaxis(emb, 1, 0)
-        if summaries is not None:
-            summaries = {k: np.moveaxis(v, 1, 0) for k, v in summaries.items()}
-    return create_dataset(
-        cfg, weights, emb, times, tokens, labels=labels, extra_attrs=attrs, summaries=summaries
-    )
+        summaries = {k: np.moveaxis(v, 1, 0) for k, v in summaries.items()}
+        history = None if history is None else np.moveaxis(history, 1, 0)
+    frame = None
+    if per_frame is not None:
+        frame = frames_of_times(kept.times, per_frame, tokens.shape[-3])
+        attrs["steps_per_frame"] = per_frame
+    return create_dataset(cfg, weights, emb, kept.times, tokens, labels=labels,
+                          extra_attrs=attrs, summaries=summaries, frame=frame,
+                          delay_history=history, summaries_only=kept.summaries_only)  # fmt: skip
+
+
+def _level0(cfg, weights, inputs, frames, steps_per_frame, start=None):
+    """(tokens, labels, steps per frame or None) of a run: its static input or its
+    frames; a continued run (``start``) takes the Dataset's unless others are given."""
+    k = _steps_per_frame(inputs, frames, steps_per_frame)
+    if frames is not None:
+        return (*prepare_frames(cfg, weights, frames), k)
+    if inputs is None and start is not None and start.inputs is not None:
+        return start.inputs, start.labels, start.steps_per_frame
+    return (*prepare_inputs(cfg, weights, inputs), None)
+
+
+def _steps_per_frame(inputs, frames, steps_per_frame):
+    """The steps per frame of a run with frames (default 1), None without; refuses
+    inputs and frames together, and steps_per_frame without frames."""
+    if inputs is not None and frames is not None:
+        raise ValueError("inputs and frames: give one of them (inputs: a static input, "
+                         "frames: a sequence of them), not both")  # fmt: skip
+    if frames is None:
+        if steps_per_frame is not None:
+            raise ValueError(f"steps_per_frame={steps_per_frame!r} without frames: it says "
+                             "how many steps each frame is shown; pass frames too")  # fmt: skip
+        return None
+    return check_int("steps_per_frame", 1 if steps_per_frame is None else steps_per_frame, lo=1)
+
+
+def _start(cfg, weights, init) -> Start:
+    """Where a run starts: a continued Dataset's last state, or ``init`` at step 0."""
+    if is_dataset(init):
+        return continuation(cfg, weights, init)
+    state0 = initial_state(cfg, weights, init)
+    return Start(state0, fresh_history(state0, cfg.top_down_delay))
 
 
 def _recorder(record_every, summaries_only):
@@ -112,6 +164,8 @@ def simulate(
     weights: GlomWeights | None = None,
     *,
     inputs=None,
+    frames=None,
+    steps_per_frame: int | None = None,
     init=None,
     steps: int | None = None,
     record_every: int = 1,
@@ -130,12 +184,26 @@ def simulate(
     inputs : array or scene, optional
         Tokens (columns, dim), an image (channels, height, width) for weights with a patch
         embedding, or a scene from :func:`glomsim.scenes.make_scene` (its labels are
-        copied into the Dataset). Default zeros.
-    init : array, optional
+        copied into the Dataset). Default zeros. Not with ``frames``.
+    frames : array or movie, optional
+        A sequence of inputs: tokens (frames, columns, dim), images (frames, channels,
+        height, width) for weights with a patch embedding, or a movie (an object with
+        ``tokens`` (frames, columns, dim) and ``labels`` (frames, levels, columns), e.g.
+        from :func:`glomsim.scenes.make_movie`; its labels are copied into the Dataset).
+        Step t >= 1 feeds level 0 frame ``min((t - 1) // steps_per_frame, frames - 1)``,
+        and level 0's bottom-up net runs again on every new frame.
+    steps_per_frame : int, optional
+        Steps each frame is shown (default 1); only with ``frames``.
+    init : array or Dataset, optional
         Initial state (levels, columns, dim) (or (levels, dim) for all columns alike);
-        default the weights' initial levels.
+        default the weights' initial levels. Or a Dataset from :func:`simulate` of the same
+        config and weights (a ValueError names what differs): the run continues it from
+        its last state, with the states the top-down delay needs before it (the records,
+        or the ``delay_history`` that thinned and summaries-only runs keep), its inputs
+        or frames unless others are given, and ``time`` going on from its last step;
+        ``steps`` more steps then equal the rest of one longer run bit for bit.
     steps : int, optional
-        Default ``cfg.steps``.
+        Default ``cfg.steps``; for a continued run, the steps added.
     record_every : int
         Keep every k-th step (and always the last).
     progress : bool or progress meter
@@ -164,9 +232,15 @@ def simulate(
     Returns
     -------
     xarray.Dataset
-        ``embedding(time, level, column, feature)``, ``input(column, feature)``, coords
-        ``y``/``x`` and the config, weights hash and seed in ``attrs``; with
-        ``summaries_only``, ``rms(step, level)`` and ``change(step, level)`` as well.
+        ``embedding(time, level, column, feature)``, ``input(column, feature)``,
+        ``change(step, level)`` (the RMS change of every step, thinned runs included),
+        coords ``y``/``x`` and the config, weights hash and seed in ``attrs``; with
+        ``summaries_only``, ``rms(step, level)`` as well. With ``frames``:
+        ``input(frame, column, feature)``, the coordinate ``frame(time)`` (the frame the
+        recorded step read, 0 at step 0) and ``attrs["steps_per_frame"]``. A thinned or
+        summaries-only run with ``top_down_delay`` d > 1 keeps ``delay_history(lag, level,
+        column, feature)``: the states lag = 1 .. d-1 steps before the last, which
+        continuing it needs.
 
     Raises
     ------
@@ -187,6 +261,13 @@ def simulate(
     ((2, 3, 16, 8), (6, 3))
     >>> bool((small.embedding[-1] == ds.embedding[-1]).all())
     True
+    >>> more = gs.simulate(cfg, gs.random_weights(cfg, seed=0), init=ds, steps=3)
+    >>> [int(t) for t in more.time]
+    [5, 6, 7, 8]
+    >>> movie = np.random.default_rng(0).normal(size=(3, 16, 8))  # 3 frames
+    >>> seen = gs.simulate(cfg, gs.random_weights(cfg, seed=0), frames=movie, steps_per_frame=2)
+    >>> seen.input.dims, [int(f) for f in seen.frame]
+    (('frame', 'column', 'feature'), [0, 0, 0, 1, 1, 2])
     """
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
@@ -203,11 +284,11 @@ def simulate(
             "a callable rule(previous, bottom_up, top_down, attention, mix)",
             TypeError,
         )
-    tokens, labels = prepare_inputs(cfg, weights, inputs)
-    state0 = initial_state(cfg, weights, init)
-    return _run(cfg, weights, state0, tokens, labels, steps,
+    start = _start(cfg, weights, init)
+    tokens, labels, per_frame = _level0(cfg, weights, inputs, frames, steps_per_frame, start)
+    return _run(cfg, weights, start, tokens, labels, steps,
                 _recorder(record_every, summaries_only), progress=progress, rule=rule,
-                settle=stop_when_settled)  # fmt: skip
+                settle=stop_when_settled, per_frame=per_frame)  # fmt: skip
 
 
 def simulate_ensemble(
@@ -216,6 +297,8 @@ def simulate_ensemble(
     *,
     members: int | None = None,
     inputs=None,
+    frames=None,
+    steps_per_frame: int | None = None,
     init=None,
     steps: int | None = None,
     record_every: int = 1,
@@ -241,6 +324,12 @@ def simulate_ensemble(
     inputs : sequence or array, optional
         Per member: tokens (columns, dim), images or scenes; or one array
         (members, columns, dim). Default zeros.
+    frames : sequence or array, optional
+        Per member: frames as :func:`simulate` takes them (tokens, images or movies, the
+        same number of frames for every member); or one array (members, frames,
+        columns, dim). Not with ``inputs``.
+    steps_per_frame : int, optional
+        As in :func:`simulate`.
     init : array, optional
         (members, levels, columns, dim); default each member's weights' initial levels.
     steps, record_every, progress, stop_when_settled, summaries_only
@@ -250,9 +339,10 @@ def simulate_ensemble(
     -------
     xarray.Dataset
         ``embedding(member, time, level, column, feature)``, ``input(member, column,
-        feature)`` and, for scenes, ``label(member, level, column)``; with
-        ``summaries_only``, ``rms(member, step, level)`` and ``change(member, step, level)``
-        as well. Member m equals ``simulate(cfg, weights[m], inputs=inputs[m],
+        feature)`` (``input(member, frame, column, feature)`` with frames),
+        ``change(member, step, level)`` and, for scenes, ``label(member, level, column)``
+        (movies: ``label(member, frame, level, column)``); with ``summaries_only``,
+        ``rms(member, step, level)`` as well. Member m equals ``simulate(cfg, weights[m], inputs=inputs[m],
         init=init[m])`` to round-off (float32) or exactly (float64 use the same arithmetic).
 
     Examples
@@ -265,7 +355,10 @@ def simulate_ensemble(
     """
     if not isinstance(cfg, GlomConfig):
         raise TypeError(f"cfg must be a GlomConfig, got {type(cfg).__name__}")
-    M = _ensemble_size(weights, members, inputs, init)
+    if is_dataset(init):
+        raise ValueError("init: a Dataset continues one run; continue each member with "
+                         "simulate(cfg, w, init=ds.isel(member=m))")  # fmt: skip
+    M = _ensemble_size(weights, members, frames if inputs is None else inputs, init)
     if weights is None:
         weights = random_weights(cfg, cfg.seed)
     wlist = list(weights) if isinstance(weights, (list, tuple)) else [weights]
@@ -276,11 +369,15 @@ def simulate_ensemble(
     if len({w.identity for w in wlist}) > 1:
         raise ValueError("weights: mix of identity and non-identity weights in one ensemble")
     steps = _check_run_args(cfg, steps, record_every, stop_when_settled, summaries_only)
+    per_frame = _steps_per_frame(inputs, frames, steps_per_frame)
     tokens, labels, state0 = ensemble_inputs(cfg, wlist, M, inputs, init)
+    if frames is not None:
+        tokens, labels = ensemble_frames(cfg, wlist, M, frames)
     shared = wlist if len(wlist) > 1 else wlist[0]
-    return _run(cfg, shared, state0, tokens, labels, steps,
+    start = Start(state0, fresh_history(state0, cfg.top_down_delay))
+    return _run(cfg, shared, start, tokens, labels, steps,
                 _recorder(record_every, summaries_only), progress=progress,
-                settle=stop_when_settled)  # fmt: skip
+                settle=stop_when_settled, per_frame=per_frame)  # fmt: skip
 
 
 def _ensemble_size(weights, members, inputs, init) -> int:

@@ -92,3 +92,35 @@ def combine(prev, bu, td, att, w, norm):
             var = sum((v - mu) ** 2 for v in row) / len(row)
             out[i] = (row - mu) / math.sqrt(var + 1e-5)
     return out
+
+
+def frame_at(t, steps_per_frame, n_frames):
+    """The frame step t reads: count the frames shown before it, one step at a time."""
+    frame, shown = 0, 0
+    for _ in range(1, t):
+        shown += 1
+        if shown == steps_per_frame and frame < n_frames - 1:
+            frame, shown = frame + 1, 0
+    return frame
+
+
+def rms_and_change(states):
+    """Per step and level: RMS over (column, feature) of E_t and of E_t - E_{t-1} (NaN at
+    the first step), in float64, one number at a time."""
+    T, L, N, D = states.shape
+    rms = np.zeros((T, L))
+    change = np.full((T, L), np.nan)
+    for t in range(T):
+        for lv in range(L):
+            size = moved = 0.0
+            for i in range(N):
+                for k in range(D):
+                    v = float(states[t, lv, i, k])
+                    size += v * v
+                    if t:
+                        d = v - float(states[t - 1, lv, i, k])
+                        moved += d * d
+            rms[t, lv] = math.sqrt(size / (N * D))
+            if t:
+                change[t, lv] = math.sqrt(moved / (N * D))
+    return rms, change

@@ -370,7 +370,10 @@ def test_results_assembled_directly_equal_the_public_copy():
 
     cfg = gs.GlomConfig(levels=2, dim=4, grid=(3, 3), steps=3)
     ds = gs.simulate_ensemble(cfg, members=2, summaries_only=True)
-    (skeleton,) = [v for k, v in dataset._SKELETONS.items() if k[0] == cfg and "rms" in str(k)]
+    # the key: (config, (times, members, summary steps, frames, lags), layout)
+    (skeleton,) = [
+        v for k, v in dataset._SKELETONS.items() if k[0] == cfg and k[1][:2] == ((0, 3), 2)
+    ]
     data_vars = {k: (ds[k].dims, ds[k].values, {}) for k in ds.data_vars}
     direct = dataset._filled(skeleton, data_vars)
     public = skeleton.copy(
@@ -381,3 +384,42 @@ def test_results_assembled_directly_equal_the_public_copy():
     direct.member.attrs["note"] = 1
     assert "note" not in skeleton.embedding.attrs and "note" not in skeleton.member.attrs
     np.testing.assert_array_equal(direct.embedding.values, ds.embedding.values)
+
+
+@pytest.mark.parametrize("way", [{}, {"progress": False, "stop_when_settled": 1e-300}])
+def test_a_thinned_run_that_diverges_keeps_its_last_finite_state(way):
+    """Issue 16: with record_every=7 the state of the step before the failure was lost."""
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2), steps=400, dtype="float32",
+                        mix=gs.Mix(previous=0, attention=0))  # fmt: skip
+    w = gs.random_weights(cfg, seed=0, gain=40.0)
+    with pytest.raises(gs.SimulationDiverged) as err:
+        gs.simulate(cfg, w, record_every=7, **way)
+    part = err.value.partial
+    assert int(part.time[-1]) == err.value.step - 1
+    full = gs.simulate(cfg, w, steps=err.value.step - 1)
+    np.testing.assert_array_equal(part.embedding.values[-1], full.embedding.values[-1])
+    np.testing.assert_array_equal(part.change.values, full.change.values)
+
+
+def test_rerun_of_a_summaries_only_run_from_the_default_start_is_bit_for_bit(small):
+    """Issue 16: the default start is a broadcast view and rerun passes an array; the
+    start's rms no longer depends on that layout."""
+    cfg, w = small
+    ds = gs.simulate(cfg, w, summaries_only=True)
+    again = gs.rerun(ds, w)
+    for name in ("embedding", "rms", "change"):
+        np.testing.assert_array_equal(again[name].values, ds[name].values)
+
+
+def test_an_init_that_overflows_float32_is_named(small):
+    """Issue 16: 1e39 is finite as given and inf in float32: checked after the cast."""
+    cfg, w = small
+    init = np.zeros((cfg.levels, cfg.n_columns, cfg.dim))
+    init[1, 2, 3] = 1e39
+    with pytest.raises(
+        ValueError,
+        match=r"^init contains 1e\+39 at level 1, column 2, feature 3, which overflows float32",
+    ):
+        gs.simulate(cfg, w, init=init)
+    gs.simulate(cfg.replace(dtype="float64"), gs.random_weights(cfg.replace(dtype="float64"), 0),
+                init=init, steps=0)  # fmt: skip

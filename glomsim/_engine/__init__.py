@@ -10,10 +10,10 @@ The small internal API that entry points, tests and benchmarks use:
   it raises :class:`Diverged`.
 """
 
-from .loop import Diverged, integrate
+from .loop import Diverged, Result, integrate
 from .plan import Plan
 from .pool import forget_plans, idle_plans, planned
 from .recorders import EveryKth, SummariesOnly
 
 __all__ = ["Plan", "planned", "forget_plans", "idle_plans", "integrate", "Diverged",
-           "EveryKth", "SummariesOnly"]  # fmt: skip
+           "Result", "EveryKth", "SummariesOnly"]  # fmt: skip

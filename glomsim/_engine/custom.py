@@ -10,14 +10,15 @@ import numpy as np
 __all__ = ["custom_step"]
 
 
-def custom_step(plan, prev, delayed, inputs, t: int, out, rule) -> bool:
+def custom_step(plan, prev, delayed, inputs, t: int, out, rule, frame: int = 0) -> bool:
     """E[t] (L, N, D) into ``out`` by ``rule(previous, bottom_up, top_down, attention,
     mix) -> new`` per level; False when it holds a NaN or an infinity. The rule gets
     fresh (columns, dim) arrays (``top_down`` None at the top level) and that level's
     float64 weights of step t."""
     from .._kernels.normalise import normalise_rows
+    from .._kernels.step import change_sums_of
 
-    plan.step(prev, delayed, inputs, t, out, keep_att=True)  # ``out`` is overwritten
+    plan.step(prev, delayed, inputs, t, out, keep_att=True, frame=frame)  # ``out`` is overwritten
     L = plan.cfg.levels
     mix = plan.tasks.mix(t)
     att = plan.attention_out()
@@ -36,6 +37,9 @@ def custom_step(plan, prev, delayed, inputs, t: int, out, rule) -> bool:
             )
         out[level] = new
         normalise_rows(out[level], plan.norm)
+    # the step's change from the rule's states, not the built-in rule's
+    wide = (lambda a: a) if prev.ndim == 4 else (lambda a: a[None])
+    change_sums_of(wide(out), wide(prev), plan.split.rows, plan.bufs.change_sums)
     return bool(np.isfinite(out).all())
 
 

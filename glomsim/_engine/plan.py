@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels.args import Buffers, Record, StepTasks
+from .._kernels.args import Buffers, Record, Span, StepTasks
 from .nets import stacked_nets
 from .split import TaskTables, hidden_splits, work_split
 from .tables import attention_tables, buffers, maths_of, norm_of
@@ -36,6 +36,7 @@ class Plan:
         self.bufs = buffers(cfg, members, self.split, self.splits, self.identity)
         self._with_att = None  # the buffers that keep attention (custom rules), on demand
         self._bu0_ready = False  # step by step: netbuf holds level 0's bottom-up output
+        self._bu0_frame = 0  # ... of this frame
         self._nbytes = None
 
     def attention_out(self) -> np.ndarray:
@@ -71,20 +72,28 @@ class Plan:
         k = self.attn.max_k if not self.attn.dense.any() else n
         return self.members * n * (nets + 4 * cfg.levels * k * d)
 
-    def step(self, prev, delayed, inputs, t, out, keep_att: bool = False) -> bool:
-        """E[t] into ``out`` from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs:
-        states (L, N, D) of one simulation, or (M, L, N, D) of M members with inputs
-        (M, N, D). False when the new state holds a NaN or an infinity. With ``keep_att``
-        every contribution is evaluated and kept (custom rules: ``attention_out`` and
-        ``netbuf``). After step 1, level 0's bottom-up output is reused from the run's
-        earlier steps (its input is constant), so the steps of a run must come in order,
-        with the same inputs."""
+    def begin(self) -> None:
+        """A new run starts (it may start at any step: a continued run): nothing of an
+        earlier run is reused."""
+        self._bu0_ready = False
+
+    def step(self, prev, delayed, inputs, t, out, keep_att: bool = False, frame: int = 0) -> bool:
+        """E[t] into ``out`` from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs
+        (frame ``frame`` of the run's): states (L, N, D) of one simulation, or (M, L, N,
+        D) of M members with inputs (M, N, D). False when the new state holds a NaN or
+        an infinity. With ``keep_att`` every contribution is evaluated and kept (custom
+        rules: ``attention_out`` and ``netbuf``). Level 0's bottom-up output is reused
+        from the run's earlier steps of the same frame (its input is constant), so the
+        steps of a run must come in order after :meth:`begin` (or a step 1), with the
+        same inputs for the same frame; :meth:`last_change` then gives the step's RMS
+        change."""
         from .._kernels.step import step_all
 
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
-        if t <= 1:
+        if t <= 1 or frame != self._bu0_frame:
             self._bu0_ready = False
+        self._bu0_frame = frame
         ready = self._bu0_ready
         mix, tasks, runs_bu0 = self.tasks.step(t, ready, all_on=keep_att)
         bufs = self._keeping_att() if keep_att else self.bufs
@@ -92,6 +101,19 @@ class Plan:
                  self.attn, self.norm, self.maths, self.split, bufs)  # fmt: skip
         self._bu0_ready = ready or runs_bu0
         return not bufs.nonfinite.any()
+
+    def last_change(self, members: bool):
+        """(RMS change, RMS size) per level, each (L,) or (M, L) float64, of the last step
+        run (from its per-task sums, added in a fixed order, as the in-numba run does)."""
+        from .._kernels.step import reduce_change
+
+        cfg = self.cfg
+        L, N, M = cfg.levels, cfg.n_columns, self.members
+        change = np.empty((M, L), dtype=np.float64)
+        rms = np.empty((M, L), dtype=np.float64)
+        nb = -(-N // self.split.rows)
+        reduce_change(self.bufs.change_sums, L, M, nb, N * cfg.dim, change, rms)
+        return (change, rms) if members else (change[0], rms[0])
 
     def _keeping_att(self) -> Buffers:
         if self._with_att is None:
@@ -101,19 +123,24 @@ class Plan:
             self._nbytes = None
         return self._with_att
 
-    def run(self, out, ring, steps, record_every, inputs) -> int:
-        """Steps 1..steps of the built-in rule in one numba call (see
-        ``_kernels.step.run_steps``): states in place in ``out`` (record_every 1) or in
-        ``ring`` with every record_every-th and the last copied to ``out``, members
-        ``split.chunk`` at a time. Returns the first step whose state is not finite, or
+    def run(self, rec, steps: int, inputs, per_frame: int) -> int:
+        """Steps 1..steps (local: steps rec.t0 + 1, ...) of the built-in rule in one
+        numba call (see ``_kernels.step.run_steps``) into the storage ``rec`` of an
+        :class:`EveryKth` recorder: states in place in ``rec.out`` (record_every 1) or in
+        ``rec.ring`` with the kept ones copied to ``rec.out``, members ``split.chunk`` at
+        a time, and every step's RMS change and size in ``rec.change``, ``rec.rms``; ``inputs`` (F, N, D) or
+        (F, M, N, D) frames. Returns the first local step whose state is not finite, or
         steps + 1, with the first failing (member, level) in ``bufs.where``."""
         from .._kernels.step import run_steps
 
+        out, ring, history, sums = rec.out, rec.ring, rec.history, (rec.change, rec.rms)
         if out.ndim == 4:  # one simulation: a member axis of length 1
-            out, inputs = out[:, None], inputs[None]
+            out, inputs, history = out[:, None], inputs[:, None], history[:, None]
             ring = None if ring is None else ring[:, None]
+            sums = tuple(a[:, None] for a in sums)
         if ring is None:
             ring = np.empty((1,) * out.ndim, dtype=out.dtype)
-        return run_steps(steps, self.cfg.top_down_delay, inputs, Record(out, ring, record_every),
+        span = Span(rec.t0, steps, self.cfg.top_down_delay, per_frame)
+        return run_steps(span, inputs, Record(out, ring, rec.every, history, *sums),
                          self.tasks.schedule(), self.nets, self.attn, self.norm, self.maths,
                          self.split, self.bufs)  # fmt: skip

@@ -1,7 +1,14 @@
 """What a run records, as a value (diffrax's SaveAt): every k-th state, or summaries only.
 
 A recorder value (``EveryKth``, ``SummariesOnly``) says what to keep; ``start`` gives the
-storage of one run, which says where each step writes and what was kept."""
+storage of one run, which says where each step writes and what was kept. Every run
+records the RMS change and the RMS size of every step, ``change(step, level)`` and
+``rms(step, level)``, thinned ones included (the step's kernel sums them as it writes
+the new rows).
+
+Steps are counted from the run's start: local step s is the step ``t0 + s`` of a run
+that continues another from its step t0 (t0 = 0 for a fresh run); the times kept are
+the steps' own indices."""
 
 from __future__ import annotations
 
@@ -20,66 +27,115 @@ def sum_squares(x) -> np.ndarray:
 
 class _Storage:
     """States of one run: E[t] computed in place in the records ``out`` (``ring`` None),
-    or in a ring of the last d + 1 states (slot t % (d + 1) holds E[t]) whose kept ones
-    are copied out. Copying every step had cost ~15% of an ensemble's run."""
+    or in a ring of the last d + 1 states (slot s % (d + 1) holds local step s) whose
+    kept ones are copied out. Copying every step had cost ~15% of an ensemble's run.
+    The delay reads the steps before the start from ``history`` (history[j] is local step
+    -1 - j: E[0] again for a fresh run). ``change`` and ``rms`` (steps + 1, ...) hold the
+    RMS change (NaN at the start) and the RMS size of every step."""
 
-    needs_change = False
+    summaries_only = False
 
-    def __init__(self, state0, records: int, delay: int, direct: bool):
+    def __init__(self, start, records: int, delay: int, direct: bool, steps: int):
+        state0 = start.state0
         self.d = delay
+        self.t0 = start.t0
+        self.steps = steps
         self.ring = None
         if not direct:
             self.ring = np.empty((delay + 1,) + state0.shape, dtype=state0.dtype)
             self.ring[0] = state0
         self.out = np.empty((records,) + state0.shape, dtype=state0.dtype)
         self.out[0] = state0
+        # a real array, not a broadcast view: the in-numba run takes C-contiguous states
+        self.history = np.ascontiguousarray(start.history, dtype=state0.dtype)
+        self.change = np.empty((steps + 1,) + state0.shape[:-2], dtype=np.float64)
+        self.change[0] = np.nan  # the start has no predecessor in this run
+        self.rms = np.empty_like(self.change)
+        # from the recorded copy, not the start as given: a broadcast view and an array
+        # of the same values are summed in different orders
+        size = state0.shape[-2] * state0.shape[-1]
+        self.rms[0] = np.sqrt(sum_squares(self.out[0]) / size)
 
     def slots(self, t: int):
-        """(E[t-1], E[t-d], where E[t] goes)."""
-        d = self.d
+        """(E[t-1], E[t-d], where E[t] goes) of local step t."""
+        return self.state(t - 1), self.state(t - self.d), self.state(t)
+
+    def state(self, s: int):
+        """Local step s's state (s >= -(d - 1); the ring holds the last d + 1 only)."""
+        if s < 0:
+            return self.history[-1 - s]
         if self.ring is None:
-            return self.out[t - 1], self.out[max(t - d, 0)], self.out[t]
-        ring = self.ring
-        return ring[(t - 1) % (d + 1)], ring[max(t - d, 0) % (d + 1)], ring[t % (d + 1)]
+            return self.out[s]
+        return self.ring[s % (self.d + 1)]
+
+    def delay_history(self, upto: int):
+        """E[upto - 1], ..., E[upto - d + 1] (local steps), which a run continuing from
+        local step ``upto`` needs besides its state: (d - 1, ...), or None for d = 1."""
+        if self.d == 1:
+            return None
+        return np.stack([self.state(upto - lag) for lag in range(1, self.d)])
+
+    def summaries(self, upto: int) -> dict:
+        return {"rms": self.rms[: upto + 1], "change": self.change[: upto + 1]}
+
+    def after(self, t, new, change, rms, settled) -> None:
+        self.change[t] = change
+        self.rms[t] = rms
 
 
 @dataclass(frozen=True)
 class EveryKth:
-    """Keep E[0], every ``every``-th state and the last (``record_every``)."""
+    """Keep E[0], every state whose step is a multiple of ``every``, and the last
+    (``record_every``)."""
 
     every: int = 1
 
-    def start(self, state0, steps: int, delay: int) -> _EveryKthRun:
-        return _EveryKthRun(self.every, state0, steps, delay)
+    def start(self, start, steps: int, delay: int) -> _EveryKthRun:
+        return _EveryKthRun(self.every, start, steps, delay)
 
 
 class _EveryKthRun(_Storage):
     in_numba = True  # run_steps records this way itself
 
-    def __init__(self, every, state0, steps, delay):
-        records = len(range(0, steps + 1, every)) + (steps % every != 0)
-        super().__init__(state0, records, delay, direct=every == 1)
+    def __init__(self, every, start, steps, delay):
+        t0 = start.t0
+        kept = [t for t in range(t0 + 1, t0 + steps + 1) if t % every == 0 or t == t0 + steps]
+        super().__init__(start, 1 + len(kept), delay, every == 1, steps)
         self.every = every
-        self.steps = steps
         self.n = 1
-        self.times = [0]
+        self.times = [t0]
 
-    def after(self, t, new, change, settled) -> None:
-        if t % self.every == 0 or t == self.steps or settled:
+    def after(self, t, new, change, rms, settled) -> None:
+        super().after(t, new, change, rms, settled)
+        step = self.t0 + t
+        if step % self.every == 0 or t == self.steps or settled:
             if self.ring is not None:
                 self.out[self.n] = new
             self.n += 1
-            self.times.append(t)
+            self.times.append(step)
 
     def after_numba(self, last: int) -> None:
-        """What ``run_steps`` kept through step ``last``."""
-        every, steps = self.every, self.steps
-        self.times = [0] + [t for t in range(1, last + 1) if t % every == 0 or t == steps]
+        """What ``run_steps`` kept through local step ``last``."""
+        every, t0 = self.every, self.t0
+        self.times = [t0] + [t0 + s for s in range(1, last + 1)
+                             if (t0 + s) % every == 0 or s == self.steps]  # fmt: skip
         self.n = len(self.times)
 
     def kept(self, upto: int):
-        """(states, times, summaries) kept through step ``upto``."""
-        return self.out[: self.n], self.times, None
+        """(states, times, summaries, delay history) kept through local step ``upto``;
+        the state of ``upto`` itself is kept too (a run that failed after it keeps its
+        last finite state, however thinned)."""
+        if self.times[-1] != self.t0 + upto:  # a free slot: the last step's is not used
+            self.out[self.n] = self.state(upto)
+            self.n += 1
+            self.times.append(self.t0 + upto)
+        return self.out[: self.n], self.times, self.summaries(upto), self._history(upto)
+
+    def _history(self, upto):
+        times = set(self.times)
+        if all(max(self.t0 + upto - lag, 0) in times for lag in range(1, self.d)):
+            return None  # the records hold what a continued run needs
+        return self.delay_history(upto)
 
     def describe(self, upto: int) -> str:
         return f"{self.n} recorded steps up to step {self.times[-1]}"
@@ -91,32 +147,22 @@ class SummariesOnly:
     over column and feature of E_t) and ``change(step, level)`` (RMS of E_t - E_{t-1},
     NaN at step 0), both float64, so memory is O(steps x levels) plus a constant."""
 
-    def start(self, state0, steps: int, delay: int) -> _SummariesRun:
-        return _SummariesRun(state0, steps, delay)
+    def start(self, start, steps: int, delay: int) -> _SummariesRun:
+        return _SummariesRun(start, steps, delay)
 
 
 class _SummariesRun(_Storage):
     in_numba = False
-    needs_change = True
+    summaries_only = True
 
-    def __init__(self, state0, steps, delay):
-        super().__init__(state0, 1 + (steps > 0), delay, direct=False)
-        lead = state0.shape[:-2]  # (L,) or (M, L)
-        self.size = state0.shape[-2] * state0.shape[-1]  # entries per level
-        self.rms = np.empty((steps + 1,) + lead, dtype=np.float64)
-        self.change = np.empty((steps + 1,) + lead, dtype=np.float64)
-        self.rms[0] = np.sqrt(sum_squares(state0) / self.size)
-        self.change[0] = np.nan  # E_0 has no predecessor
-
-    def after(self, t, new, change, settled) -> None:
-        self.change[t] = change
-        self.rms[t] = np.sqrt(sum_squares(new) / self.size)
+    def __init__(self, start, steps, delay):
+        super().__init__(start, 1 + (steps > 0), delay, False, steps)
 
     def kept(self, upto: int):
         if upto > 0:
             self.out[1] = self.ring[upto % (self.d + 1)]
-        sums = {"rms": self.rms[: upto + 1], "change": self.change[: upto + 1]}
-        return self.out[: 1 + (upto > 0)], [0, upto] if upto > 0 else [0], sums
+        times = [self.t0, self.t0 + upto] if upto > 0 else [self.t0]
+        return self.out[: 1 + (upto > 0)], times, self.summaries(upto), self.delay_history(upto)
 
     def describe(self, upto: int) -> str:
-        return f"the summaries of steps 0-{upto} and the state at step {upto}"
+        return f"the summaries of steps {self.t0}-{self.t0 + upto} and the state at step {self.t0 + upto}"

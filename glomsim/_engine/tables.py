@@ -103,4 +103,5 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
         scratch=scratch,
         att_out=np.empty((1, 1, 1, 1), dt),
         keep_att=False,
+        change_sums=np.zeros((2, L * M * -(-N // split.rows)), dtype=np.float64),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 __all__ = ["Nets", "AttentionTables", "Maths", "Norm", "Split", "Scratch", "Buffers",
-           "StepTasks", "Schedule", "Record"]  # fmt: skip
+           "StepTasks", "Schedule", "Record", "Span"]  # fmt: skip
 
 #: The nets of every level, stacked along a leading member axis of length M or 1 (shared),
 #: hidden layer cut into S chunks: w1 (M, L, S, D, H/S), b1 (M, L, S, H/S), w2 (M, L, S,
@@ -50,9 +50,11 @@ Scratch = namedtuple("Scratch", "x h y att scores")
 #: and key scales (M, L, N); a non-finite flag per (level, member, block) task; the first
 #: failing (member, level) of an in-numba run ``where`` (2,); the scratch; and, when
 #: ``keep_att``, every level's attention contribution ``att_out`` (L, M, N, D) (the
-#: custom-rule path reads it).
+#: custom-rule path reads it); ``change_sums`` (2, L * M * blocks) float64: each (level,
+#: member, block) task's sums of squares of E_t - E_{t-1} and of E_t over its rows.
 Buffers = namedtuple(
-    "Buffers", "netbuf norms sqnorms inv_norms nonfinite where scratch att_out keep_att"
+    "Buffers",
+    "netbuf norms sqnorms inv_norms nonfinite where scratch att_out keep_att change_sums",
 )
 
 #: One step's mixing weights (L, 4) in the state's dtype, its net tasks (T, 5), and
@@ -65,5 +67,14 @@ StepTasks = namedtuple("StepTasks", "mix tasks bu0_ready")
 Schedule = namedtuple("Schedule", "mixes tasks task_ptr runs_bu0")
 
 #: What an in-numba run records: the records ``out`` (R, M, L, N, D), a ring of the last
-#: states (delay + 1, M, L, N, D) when ``every`` > 1 (a placeholder otherwise).
-Record = namedtuple("Record", "out ring every")
+#: states (delay + 1, M, L, N, D) when ``every`` > 1 (a placeholder otherwise), the
+#: states before the start that the top-down delay reads, ``history`` (delay - 1, M, L, N,
+#: D) = E[t0 - 1], E[t0 - 2], ..., and the RMS change and RMS size of every step,
+#: ``change`` and ``rms`` (steps + 1, M, L) float64 (row 0 is left as it is).
+Record = namedtuple("Record", "out ring every history change rms")
+
+#: The steps of an in-numba run: it starts from E[t0] and runs ``steps`` steps (t0 + 1 ...
+#: t0 + steps: the mixing schedule and the frames read the step's own index) with
+#: top-down delay ``delay``; inputs carry a frame axis, and step t reads frame
+#: min((t - 1) // ``per_frame``, frames - 1).
+Span = namedtuple("Span", "t0 steps delay per_frame")

@@ -20,7 +20,7 @@ from numba import get_thread_id
 from .args import Nets, StepTasks
 from .attention import dense_block, key_rows, local_row
 from .ids import GLOM_PYTORCH, TINY
-from .jit import njit, prange
+from .jit import REASSOC, njit, prange
 from .nets import net_rows
 from .normalise import normalise_row
 
@@ -60,7 +60,10 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     only the inputs, which do not change during a run, so the tasks leave it out and its
     chunks are not added again (glom-pytorch recomputes it every step).
     ``bufs.nonfinite`` (L * M * blocks,) is set to 1 for each (level, member, block) task whose
-    new rows hold a NaN or an infinity, so the caller need not scan the state again.
+    new rows hold a NaN or an infinity, so the caller need not scan the state again, and
+    ``bufs.change_sums`` (2, tasks) receives each task's float64 sums of squares of
+    E_t - E_{t-1} and of E_t (:func:`reduce_change` makes the RMS change and size per
+    level from them, in a fixed order).
     With ``bufs.keep_att`` every attention contribution is copied to ``bufs.att_out``.
     """
     # unpacked before the parallel loops, which then see plain arrays and scalars
@@ -72,6 +75,7 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     block, rows, group = split.block, split.rows, split.group
     netbuf, norms, sqnorms, inv_norms = bufs.netbuf, bufs.norms, bufs.sqnorms, bufs.inv_norms
     nonfinite, att_out, keep_att = bufs.nonfinite, bufs.att_out, bufs.keep_att
+    change_sums = bufs.change_sums
     # per-thread scratch (indexed by numba's thread id): allocating ~1 MB a task instead
     # page-faulted whenever malloc had handed memory back (~5% of a dim-256 step)
     xbuf, hbuf, ybuf, abuf, sbuf = bufs.scratch
@@ -177,6 +181,8 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
         p = pos[0 if pos.shape[0] == 1 else member]
         o = out[member, level]
         check = zero  # stays exactly 0 while every entry is finite (x - x)
+        moved = 0.0  # sums of squares of E_t - E_{t-1} and of E_t over these rows (float64)
+        total_sq = 0.0
         for r in range(m):
             i = r0 + r
             orow = o[i]
@@ -203,14 +209,75 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
             normalise_row(orow, norm_id, ln_eps)
             for k in range(D):
                 check += orow[k] - orow[k]
+            dm, dt = row_sums(orow, x[i])
+            moved += dm
+            total_sq += dt
         nonfinite[task] = 0 if check == 0 else 1
+        change_sums[0, task] = moved
+        change_sums[1, task] = total_sq
+
+
+@njit(fastmath=REASSOC)
+def row_sums(a, b):
+    """(sum of (a - b)^2, sum of a^2) over one row, in float64: vectorised, in an order
+    fixed by the row's length (never by threads). Not inlined, so that it keeps its
+    fastmath flags."""
+    moved = 0.0
+    size = 0.0
+    for k in range(a.shape[0]):
+        ak = np.float64(a[k])
+        dlt = ak - np.float64(b[k])
+        moved += dlt * dlt
+        size += ak * ak
+    return moved, size
 
 
 @njit
-def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, split, bufs):
-    """Steps 1..steps of :func:`step_all` without returning to Python in between, for
-    runs that need nothing between steps (no custom rule, settling test, summaries or
-    progress bar). States carry a member axis: ``out`` (records, M, L, N, D).
+def reduce_change(sums, levels, members, blocks, size, change, rms):
+    """The RMS change and the RMS size (members, levels) into ``change`` and ``rms`` from
+    the per-task sums of squares ``sums`` (2, tasks) of :func:`step_all` (tasks numbered
+    level-major, then member, then block), added block by block in order."""
+    for mm in range(members):
+        for lv in range(levels):
+            base = (lv * members + mm) * blocks
+            moved = 0.0
+            total = 0.0
+            for b in range(blocks):
+                moved += sums[0, base + b]
+                total += sums[1, base + b]
+            change[mm, lv] = np.sqrt(moved / size)
+            rms[mm, lv] = np.sqrt(total / size)
+
+
+@njit
+def change_sums_of(new, prev, rows, sums):
+    """The per-task sums of squares ``sums`` (2, tasks) of ``new - prev`` and of ``new``
+    (M, L, N, D) as :func:`step_all` makes them, for states made elsewhere (custom
+    rules)."""
+    M, L, N, D = new.shape
+    nb = (N + rows - 1) // rows
+    for task in range(L * M * nb):
+        level = task // (M * nb)
+        member = (task // nb) % M
+        r0 = (task % nb) * rows
+        moved = 0.0
+        total = 0.0
+        for i in range(r0, min(N, r0 + rows)):
+            dm, dt = row_sums(new[member, level, i], prev[member, level, i])
+            moved += dm
+            total += dt
+        sums[0, task] = moved
+        sums[1, task] = total
+
+
+@njit
+def run_steps(span, inputs, record, sched, nets, attn, norm, maths, split, bufs):  # noqa: C901
+    """Steps t0+1..t0+steps of :func:`step_all` without returning to Python in between,
+    for runs that need nothing between steps (no custom rule, settling test, summaries or
+    progress bar). ``span`` (:class:`.args.Span`): the first state's step t0, the number
+    of steps, the top-down delay and the steps per frame. States carry a member axis:
+    ``out`` (records, M, L, N, D); ``inputs`` (F, M, N, D): step t reads frame
+    min((t - 1) // per_frame, F - 1) (F = 1: a static input).
 
     Members go through all their steps ``chunk`` at a time (a multiple of ``group``, so
     nets see the same groups of rows): a chunk's states stay in the cores' caches from one
@@ -219,28 +286,34 @@ def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, spli
     nothing; ``tasks`` must be those of a chunk of ``chunk`` members (the last chunk may
     be shorter: its tasks are those whose first member is inside it).
 
-    ``record`` = (out, ring, record_every): with ``record_every`` 1, E[t] is computed in
-    place in out[t]; otherwise ``ring``
-    (delay + 1, M, L, N, D) holds the last states (slot t % (delay + 1) holds E[t], E[0]
-    already in slot 0) and every record_every-th state and the last are copied to
-    out[1], out[2], ... ``sched`` (:class:`.args.Schedule`): ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step
-    t uses min(t, S)) and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks;
+    ``record`` (:class:`.args.Record`): with ``every`` 1, the state of local step s (step
+    t0 + s) is computed in place in out[s]; otherwise ``ring``
+    (delay + 1, M, L, N, D) holds the last states (slot s % (delay + 1) holds local step
+    s, the start already in slot 0) and the states of every step that is a multiple of
+    ``every``, and the last, are copied to out[1], out[2], ... The delay reads local
+    steps before 0 from ``history`` (history[j] is local step -1 - j). ``change[s]`` and
+    ``rms[s]`` receive each member's RMS change and RMS size per level. ``sched`` (:class:`.args.Schedule`):
+    ``mixes`` (S+1, L, 4) are the mixing weights of steps 0..S (step t uses min(t, S))
+    and ``tasks[task_ptr[s]:task_ptr[s + 1]]`` their net tasks;
     ``tasks[task_ptr[S + 1 + s]:task_ptr[S + 2 + s]]`` are the same without level 0's
-    bottom-up net, for the steps after one has computed it (its input is constant);
-    ``runs_bu0[q]`` tells whether table q runs that net.
-    Returns the first step whose state holds a NaN or an infinity, or steps + 1; for a
-    failed run ``bufs.where`` (2,) receives the first (member, level) that failed at that step.
-    Every member is computed through the step before the one returned.
+    bottom-up net, for the steps after one has computed it from the same frame;
+    ``runs_bu0[q]`` tells whether table q runs that net (a new frame runs it again).
+    Returns the first local step whose state holds a NaN or an infinity, or steps + 1;
+    for a failed run ``bufs.where`` (2,) receives the first (member, level) that failed
+    at that step. Every member is computed through the step before the one returned.
     """
-    out, ring, record_every = record
+    t0, steps, delay, per_frame = span
+    out, ring, record_every, history, change, rms = record
     mixes, tasks, task_ptr, runs_bu0 = sched
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, identity, act = nets
     rows, chunk = split.rows, split.chunk
-    nonfinite, where = bufs.nonfinite, bufs.where
+    nonfinite, where, change_sums = bufs.nonfinite, bufs.where, bufs.change_sums
     S = mixes.shape[0] - 1
+    F = inputs.shape[0]
     M = out.shape[1]
     L = out.shape[2]
     N = out.shape[3]
+    D = out.shape[4]
     nb = (N + rows - 1) // rows
     per_member_nets = bu_w1.shape[0] > 1
     per_member_pos = pos.shape[0] > 1
@@ -256,23 +329,31 @@ def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, spli
                           td_w1[w0:w1], td_b1[w0:w1], td_w2[w0:w1], td_b2[w0:w1],
                           pos[p0:p1], identity, act)  # fmt: skip
         n_rec = 1
-        bu0_ready = False  # netbuf holds this chunk's level-0 bottom-up output
+        bu0_ready = False  # netbuf holds this chunk's level-0 bottom-up output of frame f
+        f = -1
         for t in range(1, min(steps, failed - 1) + 1):
-            s = min(t, S)
+            step = t0 + t
+            s = min(step, S)
+            frame = min((step - 1) // per_frame, F - 1)
+            if frame != f:  # a new frame: level 0's bottom-up net runs again
+                f = frame
+                bu0_ready = False
+            j = t - delay  # the delayed state's local step
             if record_every == 1:
                 prev = out[t - 1][m0:m1]
-                delayed = out[max(t - delay, 0)][m0:m1]
+                delayed = (out[j] if j >= 0 else history[-1 - j])[m0:m1]
                 new = out[t][m0:m1]
             else:
                 prev = ring[(t - 1) % (delay + 1)][m0:m1]
-                delayed = ring[max(t - delay, 0) % (delay + 1)][m0:m1]
+                delayed = (ring[j % (delay + 1)] if j >= 0 else history[-1 - j])[m0:m1]
                 new = ring[t % (delay + 1)][m0:m1]
             q0 = s + (S + 1 if bu0_ready else 0)
             step_tasks = tasks[task_ptr[q0] : task_ptr[q0 + 1]]
             if mc < chunk:  # the last, shorter chunk: only tasks of its members
                 step_tasks = _tasks_below(step_tasks, mc)
-            step_all(prev, delayed, inputs[m0:m1], new, StepTasks(mixes[s], step_tasks, bu0_ready),
-                     chunk_nets, attn, norm, maths, split, bufs)  # fmt: skip
+            step_all(prev, delayed, inputs[f][m0:m1], new,
+                     StepTasks(mixes[s], step_tasks, bu0_ready), chunk_nets, attn, norm,
+                     maths, split, bufs)  # fmt: skip
             if runs_bu0[q0]:
                 bu0_ready = True
             best_m, best_l = _first_failure(nonfinite, L, mc, nb)
@@ -282,7 +363,8 @@ def run_steps(steps, delay, inputs, record, sched, nets, attn, norm, maths, spli
                     where[0] = m0 + best_m
                     where[1] = best_l
                 break
-            if record_every != 1 and (t % record_every == 0 or t == steps):
+            reduce_change(change_sums, L, mc, nb, N * D, change[t][m0:m1], rms[t][m0:m1])
+            if record_every != 1 and (step % record_every == 0 or t == steps):
                 out[n_rec][m0:m1] = new
                 n_rec += 1
     return failed

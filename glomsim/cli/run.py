@@ -25,6 +25,14 @@ def register(subparsers):
         "dimension): memory grows with steps x levels, not with the trajectory; "
         "not with --record-every",
     )
+    r.add_argument(
+        "--continue",
+        dest="continue_run",
+        metavar="RUN",
+        help="continue the saved run RUN (.zarr or .nc, with its weights beside it or "
+        "--weights) from its last step for --steps more steps (default: the config's); "
+        "the output holds the new steps, its time going on from RUN's last",
+    )
     r.add_argument("--no-scene", action="store_true", help="zero inputs instead of a scene")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -88,11 +96,71 @@ def _print_summary(summary, path, seconds):
         print(f"{level:>5}  " + "  ".join(cells))
 
 
+def _continued(args):
+    """(config, weights, the saved run) that ``--continue RUN`` continues."""
+    from ._common import open_run
+
+    if args.config is not None:
+        raise UsageError(f"--continue with a config ({args.config}): a continued run keeps "
+                         "the config of the run it continues; drop the config")  # fmt: skip
+    from ..config import GlomConfig
+
+    ds = open_run(args.continue_run)
+    try:
+        cfg = GlomConfig.from_dataset(ds)
+    except ValueError as exc:
+        raise UsageError(f"--continue={args.continue_run}: {exc}") from exc
+    if args.steps is not None:
+        if args.steps < 0:
+            raise UsageError(f"--steps={args.steps} must be >= 0")
+        cfg = cfg.replace(steps=args.steps)
+    if args.weights:
+        w = _weights(args, cfg)
+    else:
+        from ..dataset import load_run
+
+        w = load_run(args.continue_run)[1]
+        if w is None:
+            raise UsageError(f"--continue={args.continue_run}: no weights saved beside it "
+                             f"({args.continue_run}.weights.npz); pass --weights")  # fmt: skip
+    return cfg, w, ds
+
+
+def _continue(args, out):
+    """``glomsim run --continue RUN``: the steps after RUN's last, saved to ``out``."""
+    from ..dataset import save
+    from ..simulation import simulate
+
+    cfg, w, run = _continued(args)
+    if args.record_every < 1:
+        raise UsageError(f"--record-every={args.record_every} must be >= 1")
+    t0 = time.perf_counter()
+    try:
+        ds = simulate(cfg, w, init=run, steps=cfg.steps, record_every=args.record_every,
+                      progress=not args.quiet, summaries_only=args.summaries_only)  # fmt: skip
+    except ValueError as exc:
+        if not str(exc).startswith(("init:", "record_every", "summaries_only")):
+            raise
+        raise UsageError(f"--continue={args.continue_run}: {exc}") from exc
+    seconds = time.perf_counter() - t0
+    save(ds, out, weights=w)
+    from analysis import summarize
+
+    summary = summarize(ds)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, out, seconds)
+    return 0
+
+
 def cmd_run(args):
     from ..dataset import save
     from ..scenes import make_scene
     from ..simulation import simulate
 
+    if args.continue_run:
+        return _continue(args, _output(args))
     cfg = _config(args)
     out = _output(args)
     w = _weights(args, cfg)
