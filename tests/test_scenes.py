@@ -301,3 +301,17 @@ def test_bad_movie_arguments_name_the_field(kwargs, field):
 def test_unknown_movie_argument_is_a_type_error():
     with pytest.raises(TypeError, match="speed"):
         make_movie(speed=2)
+
+
+def test_simulate_copies_a_movies_labels_and_a_still_movie_is_the_static_run():
+    kw = dict(grid=(6, 6), dim=4, levels=3, n_objects=1, seed=0)
+    cfg = gs.GlomConfig(levels=3, dim=4, grid=(6, 6), steps=6, dtype="float64")
+    w = gs.identity_weights(cfg)
+    moving = make_movie(n_frames=3, velocities=(1, 1), **kw)
+    ds = gs.simulate(cfg, w, frames=moving, steps_per_frame=2)
+    np.testing.assert_array_equal(ds.label.transpose("frame", "level", "column"), moving.labels)
+    np.testing.assert_allclose(ds.input.transpose("frame", "column", "feature"), moving.tokens)
+    still = make_movie(n_frames=3, velocities=(0, 0), frame_noise="frozen", **kw)
+    a = gs.simulate(cfg, w, frames=still, steps_per_frame=2)
+    b = gs.simulate(cfg, w, inputs=make_scene(**kw))
+    np.testing.assert_array_equal(a.embedding.values, b.embedding.values)

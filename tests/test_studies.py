@@ -13,7 +13,7 @@ STUDIES = sorted(p.parent.name for p in (ROOT / "studies").glob("*/run.py"))
 
 def test_the_issue_studies_exist():
     for name in ("island_phase_diagram", "top_down_delay", "echo_chambers", "classic_limits",
-                 "fixed_vs_learned"):  # fmt: skip
+                 "fixed_vs_learned", "moving_objects"):  # fmt: skip
         assert name in STUDIES
         readme = (ROOT / "studies" / name / "README.md").read_text()
         assert "![" in readme  # findings come with figures
