@@ -20,71 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from glomsim._validate import check_real, is_int, not_allowed
-from glomsim.variables import Variable, annotate, register
+from glomsim.variables import annotate
 
 from ._common import add_history, is_islands
 from .hierarchy import adjusted_rand_index
 from .islands import islands_of
 
 __all__ = ["track", "tracking_lag", "match_islands"]
-
-# ----- outputs: a local table for the coordinator to move into glomsim/variables.py -------
-# fmt: off
-_TL = "time level"
-_LI = "level identity"
-_ROWS = {
-    "track": (
-        ("track", "time level column", "int64", "island identity", "1",
-         "identity of each column's island, persisting while the island is matched to one "
-         "at the previous recorded step; numbered 0, 1, ... per level in order of birth"),
-        ("islands", _TL, "int64", "number of islands", "1",
-         "islands (= identities present) at each recorded step"),
-        ("births", _TL, "int64", "new identities", "1",
-         "islands not matched to one at the previous recorded step (all at the first)"),
-        ("deaths", _TL, "int64", "ended identities", "1",
-         "islands of the previous recorded step not matched to one at this step; 0 at the "
-         "first"),
-        ("kept_fraction", _TL, "float64", "columns keeping their identity", "1",
-         "fraction of columns whose island identity equals their identity at the previous "
-         "recorded step; NaN at the first"),
-        ("lifetime", _LI, "int64", "lifetime", "step",
-         "steps from an identity's first to its last recorded step (0: seen once); -1 pads "
-         "identities a level does not have"),
-        ("first_time", _LI, "int64", "first step", "step",
-         "recorded step at which the identity first appears; -1 for padding"),
-        ("last_time", _LI, "int64", "last step", "step",
-         "recorded step at which the identity last appears; -1 for padding"),
-        ("alive_at_end", _LI, "bool", "alive at the last step", "1",
-         "whether the identity is present at the last recorded step (its lifetime is then "
-         "a lower bound)"),
-        ("identity", "identity", "int64", "island identity", "1",
-         "identity index, per level"),
-    ),
-    "tracking_lag": (
-        ("ari", _TL, "float64", "adjusted Rand index against the current frame", "1",
-         "adjusted Rand index of the islands against the labels of the frame that the step "
-         "read (scored columns only); NaN where no column is scored"),
-        ("settled_ari", "frame level", "float64", "settled adjusted Rand index", "1",
-         "ari at the last recorded step that read this frame; NaN if none was recorded"),
-        ("lag", "frame level", "float64", "tracking lag", "step",
-         "steps from the first recorded step that read this frame to the first one whose "
-         "ari reaches fraction times settled_ari; NaN for frame 0, for frames never "
-         "recorded, and where settled_ari is not > 0"),
-        ("mean_lag", "level", "float64", "mean tracking lag", "step",
-         "mean of lag over the frames where it is defined"),
-        ("change_time", "frame", "int64", "frame change step", "step",
-         "first recorded step that read this frame; -1 if none"),
-        ("frame", "frame", "int64", "frame", "1", "index of an input frame"),
-    ),
-}
-# fmt: on
-register(
-    *(
-        Variable(f"{function}.{n}", tuple(d.split()), t, ln, u, desc)
-        for function, rows in _ROWS.items()
-        for n, d, t, ln, u, desc in rows
-    )
-)
 
 
 def _check_min_overlap(min_overlap, where):
