@@ -184,6 +184,7 @@ def create_dataset(
 def _run_attrs(cfg, weights, times, summaries_only: bool) -> dict:
     """A run's dataset attrs: its config, weights hash(es), version and history line."""
     from ._version import __version__
+    from .neighbours import sampling_attrs
 
     if isinstance(weights, (list, tuple)):
         import hashlib
@@ -213,6 +214,8 @@ def _run_attrs(cfg, weights, times, summaries_only: bool) -> dict:
     if summaries_only:
         # an int, not a bool: netCDF attributes cannot hold booleans
         out["summaries_only"] = 1
+    # how sampled neighbourhoods were drawn (nothing for runs that do not sample)
+    out.update(sampling_attrs(cfg))
     return out
 
 

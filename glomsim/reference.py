@@ -10,6 +10,7 @@ State ``E`` has shape (levels, columns, dim). One step::
     td[l]  = g_l(E[t-d, l+1] + p)      (l <= L-2); absent at the top level
     prev   = E[t-1, l]
     att[l] = A_l @ E[t-1, l]           rows of A_l sum to 1 over the neighbourhood
+                                       (contrastive: its own weights; sampled: drawn per t, l)
     E[t,l] = (w_bu bu + w_td td + w_prev prev + w_att att) / (sum of present weights)
              then normalize: none | l2 | layernorm
 """
@@ -299,6 +300,7 @@ def step(
                     W["bu_b1"][level],
                     W["bu_w2"][level],
                     W["bu_b2"][level],
+                    activation=cfg.bottom_up_activation,
                 )
         if level < L - 1 and (w_td > 0 or custom):
             above = delayed[level + 1] + W["pos_code"]
@@ -311,9 +313,12 @@ def step(
                     W["td_b1"][level],
                     W["td_w2"][level],
                     W["td_b2"][level],
+                    activation=cfg.top_down_activation,
                 )
         if w_att > 0 or custom:
-            att = attention(prev, positions, cfg.attention_at(level))
+            # a sampled neighbourhood is drawn for (seed, the step computing E[t], level)
+            att = attention(prev, positions, cfg.attention_at(level), seed=cfg.seed, step=t,
+                            level=level)  # fmt: skip
 
         if custom:
             out = np.asarray(rule(prev, bu, td, att, mix[level].copy()), dtype=dtype)

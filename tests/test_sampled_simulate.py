@@ -2,11 +2,10 @@
 (the reference's functions step by step, tests/test_sampled_step.py), and a sampled run
 records how its neighbourhoods were drawn.
 
-These wait for the engine to pass the mechanisms to the kernels (not this part's files:
-``_engine/nets.py`` the activation ids, ``_engine/tables.py`` the contrastive parameters
-and sampled levels on the local path, the loop a sampled level's lists per step, the
-dataset the sampling attrs). They are strict xfails: the day the engine is wired they
-pass, pytest reports XPASS as a failure, and the marker is to be removed.
+The engine passes the mechanisms to the kernels: ``_engine/nets.py`` the activation ids,
+``_engine/tables.py`` the contrastive parameters and sampled levels on the local path,
+the plan a sampled level's lists per step (sampled runs step from Python), the dataset
+the sampling attrs.
 """
 
 import math
@@ -19,9 +18,6 @@ import glomsim as gs
 from .test_sampled_step import oracle_step, rel
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
-PENDING = pytest.mark.xfail(
-    strict=True, reason="engine wiring of issue 13's mechanisms pending (see the report)"
-)
 
 
 def oracle_run(cfg, w, inputs, init, steps):
@@ -45,7 +41,6 @@ CASES = {
 }  # fmt: skip
 
 
-@PENDING
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_simulate_equals_the_oracle(case, dtype):
@@ -60,7 +55,6 @@ def test_simulate_equals_the_oracle(case, dtype):
     assert rel(ds.embedding.values, want) < TOL[dtype]
 
 
-@PENDING
 def test_a_sampled_run_records_its_draws():
     cfg = gs.GlomConfig(levels=1, dim=2, grid=(3, 3), steps=2, seed=4,
                         attention=gs.Attention(sample=2, sample_width=math.inf))  # fmt: skip

@@ -54,10 +54,11 @@ def integrate(plan, start, tokens, steps: int, recorder, *, per_frame: int = 1, 
     plan.begin()
     try:
         with stepping(plan.work_per_step(), numpy_blas=rule is not None):
-            if rec.in_numba and rule is None and settle is None and progress is None:
+            between = rule is not None or settle is not None or progress is not None
+            if rec.in_numba and not between and not plan.sampled:
                 # nothing to do between steps in Python: the whole run is one numba call,
                 # so threads go from one step to the next without sleeping (~15% of a
-                # small step)
+                # small step); sampled levels redraw their lists every step, in Python
                 last = _in_numba(plan, rec, steps, tokens, per_frame, members)
             else:
                 last = _step_by_step(plan, rec, steps, tokens, per_frame, rule, settle,

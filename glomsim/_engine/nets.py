@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels.args import Nets
-from .._kernels.ids import GELU
+from .._kernels.ids import ACTIVATION_IDS, GELU
 from ..weights import NET_ARRAYS
 from .cache import BoundedCache
 
-__all__ = ["stacked_nets"]
+__all__ = ["stacked_nets", "activation_ids"]
 
 #: only shared weights, up to a few sets in turn (sweeps, benchmarks) and 256 MB in all:
 #: per-member ensembles are restacked on every call instead of kept alive
@@ -31,6 +31,14 @@ def stacked_nets(wlist: tuple, dt: np.dtype, splits: int) -> Nets:
     if len(wlist) == 1 and size <= _STACKED.max_bytes:
         _STACKED.put(key, (nets, size))
     return nets
+
+
+def activation_ids(cfg) -> np.ndarray:
+    """``Nets.act`` of a config: the ids of its bottom-up and top-down nets' activations
+    (the stacked nets hold GELU's, and are cached by the weights alone: a plan puts its
+    config's in with ``stacked_nets(...)._replace(act=activation_ids(cfg))``)."""
+    names = (cfg.bottom_up_activation, cfg.top_down_activation)
+    return np.array([ACTIVATION_IDS[name] for name in names], dtype=np.int64)
 
 
 def _stack(wlist, dt, splits) -> Nets:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels.args import Buffers, Record, Span, StepTasks
-from .nets import stacked_nets
+from .nets import activation_ids, stacked_nets
 from .split import TaskTables, hidden_splits, work_split
-from .tables import attention_tables, buffers, maths_of, norm_of
+from .tables import attention_tables, buffers, maths_of, norm_of, sampled_lists, samples
 
 __all__ = ["Plan"]
 
@@ -29,10 +29,14 @@ class Plan:
         self.splits = hidden_splits(N, cfg.hidden_width)
         self.split = work_split(cfg, members, len(wlist) == 1, L * N * D * dt.itemsize)
         self.attn = attention_tables(cfg)
+        #: some level draws its neighbourhoods every step: such runs step from Python,
+        #: each step with its own lists (``run`` cannot redraw them between steps)
+        self.sampled = samples(cfg)
         self.norm = norm_of(cfg)
         self.maths = maths_of(dt)
         self.tasks = TaskTables(cfg, members, self.split, self.splits, self.identity)
-        self.nets = stacked_nets(tuple(wlist), dt, self.splits)
+        self.act = activation_ids(cfg)
+        self.nets = stacked_nets(tuple(wlist), dt, self.splits)._replace(act=self.act)
         self.bufs = buffers(cfg, members, self.split, self.splits, self.identity)
         self._with_att = None  # the buffers that keep attention (custom rules), on demand
         self._bu0_ready = False  # step by step: netbuf holds level 0's bottom-up output
@@ -56,7 +60,7 @@ class Plan:
 
     def attach(self, weights):
         """Give a plan from the pool this run's weights (the same content as its own)."""
-        self.nets = stacked_nets((weights,), self.dtype, self.splits)
+        self.nets = stacked_nets((weights,), self.dtype, self.splits)._replace(act=self.act)
 
     def detach(self):
         """Let go of the stacked nets while the plan waits in the pool: they stay in
@@ -86,9 +90,12 @@ class Plan:
         from the run's earlier steps of the same frame (its input is constant), so the
         steps of a run must come in order after :meth:`begin` (or a step 1), with the
         same inputs for the same frame; :meth:`last_change` then gives the step's RMS
-        change."""
+        change. Sampled levels attend over the lists drawn for step ``t`` (the absolute
+        step: a continued run draws as the one long run)."""
         from .._kernels.step import step_all
 
+        if self.sampled:  # this step's draws, for (cfg.seed, t, level)
+            self.attn = sampled_lists(self.cfg, self.attn, t)
         if prev.ndim == 3:
             prev, delayed, out, inputs = prev[None], delayed[None], out[None], inputs[None]
         if t <= 1 or frame != self._bu0_frame:
@@ -133,6 +140,8 @@ class Plan:
         steps + 1, with the first failing (member, level) in ``bufs.where``."""
         from .._kernels.step import run_steps
 
+        if self.sampled:  # pragma: no cover - integrate steps these from Python
+            raise RuntimeError("a sampled config's steps each need their own lists: step()")
         out, ring, history, sums = rec.out, rec.ring, rec.history, (rec.change, rec.rms)
         if out.ndim == 4:  # one simulation: a member axis of length 1
             out, inputs, history = out[:, None], inputs[:, None], history[:, None]

@@ -14,51 +14,74 @@ from .._kernels import ids
 from .._kernels.args import AttentionTables, Buffers, Maths, Norm, Scratch
 from .._kernels.nets import POLY_F32
 from ..config import GlomConfig
-from ..neighbours import neighbour_csr
+from ..neighbours import attention_csr
 from ..reference import GLOM_PYTORCH_SELF_SCORE, LAYERNORM_EPS, bounded_tolerance
 from ..runtime import max_threads
 
-__all__ = ["attention_tables", "norm_of", "maths_of", "params_of", "is_dense", "buffers"]
+__all__ = ["attention_tables", "sampled_lists", "samples", "norm_of", "maths_of", "params_of",
+           "is_dense", "buffers"]  # fmt: skip
 
 
 def params_of(att, dim: int, dtype) -> np.ndarray:
-    """The parameter row (``ids.PARAM_SLOTS``) of one level's ``Attention``."""
+    """The parameter row (``ids.PARAM_SLOTS``) of one level's ``Attention``, the
+    contrastive kernel's threshold and repulsion included."""
     bound = (att.epsilon or 0.0) * (1.0 + bounded_tolerance(dtype))
-    return ids.level_params(dtype, dim, att.beta, bound, GLOM_PYTORCH_SELF_SCORE)
+    return ids.level_params(dtype, dim, att.beta, bound, GLOM_PYTORCH_SELF_SCORE,
+                            threshold=att.threshold, repulsion=att.repulsion)  # fmt: skip
 
 
 def is_dense(att) -> bool:
-    """Whether a level runs the dense (global) attention path."""
-    return math.isinf(att.radius) and att.kernel != "bounded"
+    """Whether a level runs the dense (global) attention path: a global ball, not the
+    bounded kernel, not sampled (a sampled level attends over its lists of the step)."""
+    return math.isinf(att.radius) and att.kernel != "bounded" and att.sample is None
 
 
-def attention_tables(cfg: GlomConfig) -> AttentionTables:
+def samples(cfg: GlomConfig) -> bool:
+    """Whether some level of ``cfg`` draws its neighbourhoods afresh every step."""
+    return any(cfg.attention_at(level).sample is not None for level in range(cfg.levels))
+
+
+def attention_tables(cfg: GlomConfig, step: int = 1) -> AttentionTables:
     """Every level's attention: ids, parameters, path and CSR neighbour lists (the lists
-    of all levels concatenated, ``indptr`` offset into them)."""
+    of all levels concatenated, ``indptr`` offset into them), those of sampled levels as
+    drawn for the step ``step`` computes (:func:`sampled_lists` redraws them)."""
     dt = cfg.np_dtype
-    L, N = cfg.levels, cfg.n_columns
-    atts = [cfg.attention_at(level) for level in range(L)]
-    positions = cfg.position_array()
-    indptr_all = np.zeros((L, N + 1), dtype=np.int64)
-    chunks, offset, max_k = [], 0, 1
-    for level, att in enumerate(atts):
-        if is_dense(att):
-            indptr_all[level] = offset
-            continue
-        indptr, indices = neighbour_csr(positions, att)
-        indptr_all[level] = indptr + offset
-        chunks.append(indices)
-        offset += len(indices)
-        max_k = max(max_k, int(np.diff(indptr).max(initial=0)))
+    atts = [cfg.attention_at(level) for level in range(cfg.levels)]
+    indptr, indices, max_k = _lists(cfg, atts, step)
     return AttentionTables(
         kernels=np.array([ids.KERNEL_IDS[a.kernel] for a in atts], dtype=np.int64),
         self_excl=np.array([not a.include_self for a in atts], dtype=np.bool_),
         params=np.stack([params_of(a, cfg.dim, dt) for a in atts]),
         dense=np.array([is_dense(a) for a in atts], dtype=np.bool_),
-        indptr=indptr_all,
-        indices=np.concatenate(chunks) if chunks else np.zeros(1, dtype=np.int64),
+        indptr=indptr,
+        indices=indices,
         max_k=max_k,
     )
+
+
+def sampled_lists(cfg: GlomConfig, tables: AttentionTables, step: int) -> AttentionTables:
+    """``tables`` with the neighbour lists of the step ``step`` computes (E[step]): each
+    sampled level's drawn for (``cfg.seed``, ``step``, level), the others' fixed."""
+    atts = [cfg.attention_at(level) for level in range(cfg.levels)]
+    indptr, indices, max_k = _lists(cfg, atts, step)
+    return tables._replace(indptr=indptr, indices=indices, max_k=max_k)
+
+
+def _lists(cfg, atts, step):
+    positions = cfg.position_array()
+    indptr_all = np.zeros((len(atts), cfg.n_columns + 1), dtype=np.int64)
+    chunks, offset, max_k = [], 0, 1
+    for level, att in enumerate(atts):
+        if is_dense(att):
+            indptr_all[level] = offset
+            continue
+        indptr, indices = attention_csr(positions, att, seed=cfg.seed, step=step, level=level)
+        indptr_all[level] = indptr + offset
+        chunks.append(indices)
+        offset += len(indices)
+        max_k = max(max_k, int(np.diff(indptr).max(initial=0)))
+    indices = np.concatenate(chunks) if chunks else np.zeros(1, dtype=np.int64)
+    return indptr_all, indices, max_k
 
 
 def norm_of(cfg: GlomConfig) -> Norm:
