@@ -198,7 +198,9 @@ def contrastive_matrix(x: np.ndarray, allowed: np.ndarray, att: Attention) -> np
     is 0 when Q_i is empty. Rows need not sum to 1: repulsion pushes away.
     """
     dtype = x.dtype
-    c = cosines(x)
+    # clamped: round-off can put an antiparallel pair a hair below -1, and a threshold of
+    # -1 (the cosine kernel, with repulsion 0) must then still attract it
+    c = np.clip(cosines(x), -1, 1)
     threshold = dtype.type(att.threshold)
     attract = allowed & (c >= threshold)
     repel = allowed & ~attract

@@ -149,7 +149,7 @@ def contrastive_local(x, i, nbrs, p, norms, scores, out_row):
     is empty, minus repulsion / |N_i| sum over Q_i of (threshold - c_ij) x_j."""
     D = x.shape[1]
     n = nbrs.shape[0]
-    beta, thr, rep = p[BETA], p[THRESHOLD], p[REPULSION]
+    beta, thr, rep, one = p[BETA], p[THRESHOLD], p[REPULSION], p[ONE]
     zero = beta - beta
     mx = -p[INF]
     for q in range(n):
@@ -159,6 +159,7 @@ def contrastive_local(x, i, nbrs, p, norms, scores, out_row):
             s += x[i, k] * x[j, k]
         den = norms[i] * norms[j]
         c = s / den if den > 0 else zero
+        c = one if c > one else (-one if c < -one else c)  # as the reference: |c| <= 1
         scores[q] = c
         if c >= thr and beta * c > mx:
             mx = beta * c
@@ -275,6 +276,7 @@ def contrastive_row(row, i, norms, self_j, p, fast, ec):
     for j in range(n):
         den = ni * norms[j]
         c = row[j] / den if den > 0 else zero
+        c = one if c > one else (-one if c < -one else c)  # as the reference: |c| <= 1
         row[j] = c
         sc = beta * c
         mx = sc if (c >= thr and j != self_j and sc > mx) else mx
