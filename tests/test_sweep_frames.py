@@ -199,3 +199,12 @@ def test_cli_refuses_a_bad_movie_spec_with_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "[scene]" in err and "[movie]" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_example_movie_spec_is_valid():
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).parents[1] / "examples" / "sweep_movie.toml")
+    assert spec.shape == (3, 3, 4) and spec.dims == ("speed", "k", "seed")
+    assert spec.movie["steps_per_frame"] == 1 and spec.has_labels
+    assert {spec.settings(p)["movie"]["steps_per_frame"] for p in range(9)} == {2, 4, 8}
