@@ -1,7 +1,8 @@
 """The fields of a sweep spec that a run's settings are built from.
 
-Paths (``attention[2].radius``, ``scene.noise``, ...) say where an axis value goes, and the
-checks of the ``[weights]``, ``[init]`` and ``[scene]`` sections run twice: on the spec as
+Paths (``attention[2].radius``, ``scene.noise``, ``movie.velocities``, ...) say where an
+axis value goes, and the checks of the ``[weights]``, ``[init]``, ``[scene]`` and ``[movie]``
+sections run twice: on the spec as
 written, and on every point once its axis values are in. Both the parser
 (:mod:`glomsim.sweep._spec_parse`) and the spec's per-point settings
 (:mod:`glomsim.sweep.spec`) build on this module, which imports neither.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .._validate import check_choice, check_real
+from .._validate import check_choice, check_int, check_real
 from ..config import Attention, GlomConfig, Mix
 
 WEIGHT_KINDS = ("random", "identity")
@@ -32,7 +33,9 @@ FIXED_FIELDS = {
 #: Paths that change the shape of the embedding (so trajectories cannot share one array).
 SHAPE_FIELDS = ("levels", "dim", "grid", "steps")
 #: Path heads that are not config fields, with the names each one takes.
-_OTHER_HEADS = ("scene", "weights", "init")
+_OTHER_HEADS = ("scene", "movie", "weights", "init")
+#: The ``[movie]`` key that is not a ``make_movie`` argument: steps each frame is shown.
+STEPS_PER_FRAME = "steps_per_frame"
 _PATH_RE = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?(?:\.([A-Za-z_]\w*))?$")
 
 
@@ -93,7 +96,8 @@ class Path:
 
     @property
     def section(self) -> str:
-        """``config`` for config fields; ``scene``, ``weights`` or ``init`` otherwise."""
+        """``config`` for config fields; ``scene``, ``movie``, ``weights`` or ``init``
+        otherwise."""
         return self.head if self.head in _OTHER_HEADS else "config"
 
 
@@ -105,7 +109,8 @@ def _allowed_paths() -> str:
     return (
         f"a config field ({', '.join(_config_fields())}), mix.<field>, attention.<field>, "
         "attention[<level>].<field>, mix[<level>].<field>, grid[0|1], scene.<make_scene "
-        "argument>, weights.<gain|positional_scale|init_scale>, init.noise"
+        "argument>, movie.<make_movie argument|steps_per_frame>, "
+        "weights.<gain|positional_scale|init_scale>, init.noise"
     )
 
 
@@ -135,7 +140,8 @@ def _check_other_path(path: Path, where: str) -> None:
     head, text = path.head, path.text
     if path.index is not None or path.sub is None:
         raise spec_error(where, f"path {text!r} must be {head}.<name>; allowed: {_allowed_paths()}")
-    ok = {"scene": scene_params(), "weights": WEIGHT_KEYS[1:], "init": ("noise",)}[head]
+    ok = {"scene": scene_params(), "movie": movie_params(), "weights": WEIGHT_KEYS[1:],
+          "init": ("noise",)}[head]  # fmt: skip
     if path.sub not in ok:
         raise spec_error(
             where, f"path {text!r}: {head}.{path.sub} is unknown; allowed: {', '.join(ok)}"
@@ -216,6 +222,31 @@ def scene_params() -> tuple[str, ...]:
     return tuple(p for p in inspect.signature(make_scene).parameters if p not in skip)
 
 
+@functools.lru_cache(maxsize=1)
+def movie_params() -> tuple[str, ...]:
+    """The ``[movie]`` keys: ``make_movie``'s own arguments, the ``make_scene`` arguments it
+    passes on (the run's config and seed give grid, dim, levels and seed) and
+    ``steps_per_frame``."""
+    import inspect
+
+    from .._movie import SCENE_ARGUMENTS, make_movie
+
+    skip = {"grid", "dim", "levels", "seed"}
+    own = [
+        p.name
+        for p in inspect.signature(make_movie).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    scene = [a for a in SCENE_ARGUMENTS if a not in skip]
+    return tuple(own + scene + [STEPS_PER_FRAME])
+
+
+def split_movie(movie: dict) -> tuple[dict, int]:
+    """A ``[movie]`` table as (``make_movie`` keyword arguments, steps per frame)."""
+    kwargs = {k: v for k, v in movie.items() if k != STEPS_PER_FRAME}
+    return kwargs, movie.get(STEPS_PER_FRAME, 1)
+
+
 # ----------------------------------------------------------------------------------------
 # section checks: on the spec as written, and on every point with its axis values
 # ----------------------------------------------------------------------------------------
@@ -242,12 +273,21 @@ def check_scene(grid, dim: int, levels: int, seed: int, scene: dict) -> None:
     _check_scene_cached(grid, dim, levels, seed, freeze(scene))
 
 
-@functools.lru_cache(maxsize=256)
-def _check_scene_cached(grid, dim, levels, seed, frozen):
-    # points of one sweep share their scene settings; make each distinct scene once
-    from ..scenes import make_scene
+def check_movie(grid, dim: int, levels: int, seed: int, movie: dict) -> None:
+    """Check ``steps_per_frame`` and make the movie once, so that bad ``[movie]`` values
+    fail before any run."""
+    kwargs, per_frame = split_movie(movie)
+    checked(check_int, f"movie.{STEPS_PER_FRAME}", per_frame, lo=1)
+    _check_scene_cached(grid, dim, levels, seed, freeze(kwargs), "movie")
 
+
+@functools.lru_cache(maxsize=256)
+def _check_scene_cached(grid, dim, levels, seed, frozen, section="scene"):
+    # points of one sweep share their scene settings; make each distinct scene once
+    from ..scenes import make_movie, make_scene
+
+    make = make_scene if section == "scene" else make_movie
     try:
-        make_scene(grid=grid, dim=dim, levels=levels, seed=seed, **json.loads(frozen))
+        make(grid=grid, dim=dim, levels=levels, seed=seed, **json.loads(frozen))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"scene: {exc}") from None
+        raise ValueError(f"{section}: {exc}") from None

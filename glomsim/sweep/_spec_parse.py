@@ -9,6 +9,7 @@ class, and the spec module imports it, not the other way round.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 import re
@@ -30,19 +31,22 @@ from ..config import GlomConfig
 from ._fields import (
     INIT_KEYS,
     WEIGHT_KEYS,
+    SpecError,
     check_weights,
     checked,
     freeze,
+    movie_params,
     parse_path,
     plain,
     scene_params,
     spec_error,
+    split_movie,
 )
 from .store import RESERVED
 
 MODES = ("grid", "zip", "random")
 MEMBER_VARIES = ("init", "weights")
-SECTIONS = ("sweep", "base", "aliases", "axes", "weights", "init", "scene", "keep")
+SECTIONS = ("sweep", "base", "aliases", "axes", "weights", "init", "scene", "movie", "keep")
 SWEEP_KEYS = (
     "name",
     "mode",
@@ -72,18 +76,41 @@ def parse(d, root: Path | None) -> dict:
         raise spec_error("", f"unknown section(s) {', '.join(bad)}; allowed: {', '.join(SECTIONS)}")
     if "base" not in d:
         raise spec_error("base", "missing: give [base] config fields or base = 'config.toml'")
+    if "movie" in d and "scene" in d:
+        raise spec_error(
+            "movie", "a spec has a [scene] (one input) or a [movie] (frames), not both; drop one"
+        )
     sweep = checked(check_table, "sweep", d.get("sweep"), SWEEP_KEYS)
     base = _parse_base(d["base"], root)
     fields = _parse_sweep(sweep)
+    movie = _parse_movie(d.get("movie"))
     fields.update(
         base=base,
         axes=_parse_axes(d.get("aliases"), d.get("axes"), fields["mode"]),
         weights=_parse_weights(d.get("weights")),
         init=_parse_init(d.get("init")),
-        scene=_parse_scene(d.get("scene", {})),
+        scene=None if movie is not None else _parse_scene(d.get("scene", {})),
+        movie=movie,
         keep=_parse_keep(d.get("keep")),
     )
+    _check_input_axes(fields["axes"], fields["scene"], movie)
     return fields
+
+
+def read(path: Path, source: str) -> dict:
+    """The sections of a spec file (TOML or JSON), or a SpecError naming ``source``."""
+    if not path.is_file():
+        raise SpecError(f"{source}: no such file")
+    if path.suffix not in (".toml", ".json"):
+        raise SpecError(f"{source}: the suffix must be .toml or .json")
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        import tomllib
+
+        return tomllib.loads(path.read_text())
+    except ValueError as exc:
+        raise SpecError(f"{source}: not valid {path.suffix[1:].upper()}: {one_line(exc)}") from None
 
 
 # ----- [base] and [sweep] ------------------------------------------------------------------
@@ -300,6 +327,37 @@ def _parse_scene(raw) -> dict | None:
     if raw is True:
         return {}
     return plain(checked(check_table, "scene", raw, scene_params()))
+
+
+def _parse_movie(raw) -> dict | None:
+    """The ``[movie]`` table (``movie = true``: the default movie), with its
+    ``steps_per_frame``; keys given as None (TOML has none) are the defaults, so dropped."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    movie = plain(checked(check_table, "movie", raw, movie_params()))
+    movie = {k: v for k, v in movie.items() if v is not None}
+    movie["steps_per_frame"] = checked(
+        check_int, "movie.steps_per_frame", split_movie(movie)[1], lo=1
+    )
+    return movie
+
+
+def _check_input_axes(axes: list[dict], scene: dict | None, movie: dict | None) -> None:
+    """Axes over ``scene.*`` need a [scene], over ``movie.*`` a [movie]."""
+    for a in axes:
+        head = parse_path(a["path"], "").head
+        if head == "movie" and movie is None:
+            raise spec_error(
+                f"axes.{a['name']}", f"path {a['path']!r} varies the movie; the spec has no [movie]"
+            )
+        if head == "scene" and movie is not None:
+            raise spec_error(
+                f"axes.{a['name']}",
+                f"path {a['path']!r} varies the scene, but the spec has a [movie]; vary "
+                f"{'movie.' + a['path'].split('.', 1)[1]!r} instead",
+            )
 
 
 def _parse_keep(raw) -> dict:

@@ -211,7 +211,7 @@ def _compile_first(spec, batches, progress) -> None:
     if progress:
         say_compiling()
     from ..simulation import simulate
-    from .runs import prepare_run
+    from .runs import input_args, prepare_run
 
     firsts = {}
     for batch in batches:
@@ -219,8 +219,9 @@ def _compile_first(spec, batches, progress) -> None:
         firsts.setdefault(dtype, batch[0])
     for index in firsts.values():
         cfg, w, scene, init = prepare_run(spec, index)
-        simulate(cfg, w, inputs=scene, init=init, steps=min(cfg.steps, 2),
-                 record_every=spec.keep["record_every"])  # fmt: skip
+        given = input_args(spec, spec.unravel(index)[0], scene)
+        simulate(cfg, w, init=init, steps=min(cfg.steps, 2),
+                 record_every=spec.keep["record_every"], **given)  # fmt: skip
 
 
 def _batches(spec, todo) -> list[tuple[int, ...]]:

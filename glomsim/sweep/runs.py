@@ -15,13 +15,25 @@ import numpy as np
 
 from .._validate import one_line
 from . import store as st
+from ._fields import split_movie
 from .spec import SweepSpec
 
-__all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch", "run_task"]
+__all__ = [
+    "prepare_run",
+    "input_args",
+    "measure",
+    "simulate_run",
+    "simulate_runs",
+    "run_batch",
+    "run_task",
+]
 
 
 def prepare_run(spec: SweepSpec, index: int):
-    """(config, weights, scene, init) of run ``index``: from the spec and index alone."""
+    """(config, weights, scene, init) of run ``index``: from the spec and index alone.
+
+    ``scene`` is the run's :class:`~glomsim.scenes.Scene`, or its
+    :class:`~glomsim.scenes.Movie` when the spec has a ``[movie]``, or None."""
     from ..inputs import prepare_init
     from ..weights import identity_weights, random_weights
 
@@ -36,15 +48,22 @@ def prepare_run(spec: SweepSpec, index: int):
     else:
         w = random_weights(cfg, seed, **wkw)
     scene = None
+    shape = dict(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed)
     if s["scene"] is not None:
         from ..scenes import make_scene
 
-        scene = make_scene(grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed, **s["scene"])
+        scene = make_scene(**shape, **s["scene"])
+    elif s["movie"] is not None:
+        from ..scenes import make_movie
+
+        scene = make_movie(**shape, **split_movie(s["movie"])[0])
     start, noise = s["init"]["start"], s["init"]["noise"]
     if start == "weights":
         init = prepare_init(cfg, w, None).astype(np.float64)
     elif start == "tokens":
-        init = np.repeat(np.asarray(scene.tokens, dtype=np.float64)[None], cfg.levels, axis=0)
+        # a movie's first frame: the tokens that step 1 reads
+        tokens = scene.tokens if s["movie"] is None else scene.tokens[0]
+        init = np.repeat(np.asarray(tokens, dtype=np.float64)[None], cfg.levels, axis=0)
     else:
         init = np.zeros((cfg.levels, cfg.n_columns, cfg.dim))
     if noise > 0:
@@ -53,16 +72,44 @@ def prepare_run(spec: SweepSpec, index: int):
     return cfg, w, scene, init
 
 
+def input_args(spec: SweepSpec, point: int, scenes) -> dict:
+    """The input keywords of ``simulate`` (``simulate_ensemble``) for runs at ``point``:
+    ``inputs=`` a scene (or None), or ``frames=`` a movie with its ``steps_per_frame``.
+    ``scenes``: what :func:`prepare_run` made (a list of them for an ensemble)."""
+    movie = spec.settings(point)["movie"]
+    if movie is None:
+        return {"inputs": scenes}
+    return {"frames": scenes, "steps_per_frame": split_movie(movie)[1]}
+
+
+def last_frame(ds):
+    """A frames run as the measures read it: ``input`` and ``label`` of the frame that the
+    last recorded step read (``frame`` at ``time=-1``), so that ``label(level, column)``,
+    the ARIs and the linearisation are those of a static run on that frame. A static run
+    is returned as it is."""
+    if "frame" not in ds.coords:
+        return ds
+    f = int(ds["frame"].values[-1])
+    out = ds.drop_vars("frame")
+    for name in ("input", "label"):
+        if name in ds.data_vars:
+            out[name] = ds[name].variable.isel(frame=f)
+    return out
+
+
 def measure(spec: SweepSpec, cfg, w, ds, scene) -> dict:
     """The kept summaries (and trajectories) of one simulated run.
 
     With a scene: ``ari`` over every column, ``ari_objects`` without the background (which
     covers about half the grid and inflates the first) and the ``boundary_leak``, all at
-    the last recorded step (:func:`analysis.agreement`).
+    the last recorded step (:func:`analysis.agreement`). With a movie, the labels are those
+    of the frame that the last recorded step read (:func:`last_frame`); so is the kept
+    ``label``.
     """
     import analysis as an
 
     keep = spec.keep
+    ds = last_frame(ds)
     isl = an.islands(ds, time=-1, **keep["islands"])
     out = {"island_count": isl["count"].values[-1].astype(np.int64)}
     if scene is not None:
@@ -82,7 +129,7 @@ def measure(spec: SweepSpec, cfg, w, ds, scene) -> dict:
     if keep["trajectories"]:
         out["embedding"] = ds["embedding"].values
         if scene is not None:
-            out["label"] = np.asarray(scene.labels, dtype=np.int64)
+            out["label"] = np.asarray(ds["label"].values, dtype=np.int64)
     return out
 
 
@@ -102,7 +149,8 @@ def simulate_run(spec: SweepSpec, index: int) -> dict:
     from ..simulation import simulate
 
     cfg, w, scene, init = prepare_run(spec, index)
-    ds = simulate(cfg, w, inputs=scene, init=init, record_every=spec.keep["record_every"])
+    given = input_args(spec, spec.unravel(index)[0], scene)
+    ds = simulate(cfg, w, init=init, record_every=spec.keep["record_every"], **given)
     return measure(spec, cfg, w, ds, scene)
 
 
@@ -115,12 +163,13 @@ def simulate_runs(spec: SweepSpec, indices) -> dict:
     prepared = [prepare_run(spec, i) for i in indices]
     cfg = prepared[0][0]
     scenes = [p[2] for p in prepared]
+    given = input_args(spec, spec.unravel(indices[0])[0], None if scenes[0] is None else scenes)
     ens = simulate_ensemble(
         cfg,
         [p[1] for p in prepared],
-        inputs=None if scenes[0] is None else scenes,
         init=np.stack([p[3] for p in prepared]),
         record_every=spec.keep["record_every"],
+        **given,
     )
     out = {}
     for m, (index, (cfg_m, w, scene, _)) in enumerate(zip(indices, prepared, strict=True)):

@@ -29,6 +29,7 @@ from ._fields import (
     SHAPE_FIELDS,
     SpecError,
     check_init,
+    check_movie,
     check_scene,
     check_weights,
     freeze,
@@ -62,7 +63,7 @@ class Axis:
     path : str
         Where the value goes: ``attention.beta`` (every level), ``attention[2].radius``
         (level 2 only), ``mix.attention``, ``top_down_delay``, ``grid[1]``, ``scene.noise``,
-        ``weights.gain``, ``init.noise``.
+        ``movie.velocities``, ``movie.steps_per_frame``, ``weights.gain``, ``init.noise``.
     values : tuple
         The values (grid, zip) or the choices (random).
     labels : tuple, optional
@@ -146,8 +147,10 @@ class SweepSpec:
     member_varies : {"init", "weights"}
         What differs between members: the initial noise (``init.noise`` > 0) or the
         random weights.
-    weights, init, scene, keep : dict
-        Normalised sections (see ``docs/sweeps.md``); ``scene`` is None for zero inputs.
+    weights, init, scene, movie, keep : dict
+        Normalised sections (see ``docs/sweeps.md``); ``scene`` is None for zero inputs or
+        a movie; ``movie`` (``make_movie`` arguments and ``steps_per_frame``) is None
+        without one.
     batch_size : int or "auto"
         Runs of one shape per task.
 
@@ -173,6 +176,12 @@ class SweepSpec:
     init: dict = field(default_factory=lambda: {"start": "weights", "noise": 0.0})
     scene: dict | None = field(default_factory=dict)
     keep: dict = field(default_factory=dict)
+    movie: dict | None = None
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether runs have ground truth (a scene or a movie), so ARIs are kept."""
+        return self.scene is not None or self.movie is not None
 
     # ----- structure ---------------------------------------------------------------------
     @property
@@ -226,8 +235,9 @@ class SweepSpec:
         return point, seed, member
 
     def settings(self, point: int) -> dict:
-        """The run settings of a point: ``config`` (GlomConfig), ``scene``, ``weights``,
-        ``init`` dicts. Raises ValueError for an invalid combination of axis values."""
+        """The run settings of a point: ``config`` (GlomConfig), ``scene``, ``movie``,
+        ``weights``, ``init`` dicts (``scene``/``movie`` None when absent). Raises
+        ValueError for an invalid combination of axis values."""
         got = self._settings[point]
         if isinstance(got, Exception):
             raise ValueError(str(got))
@@ -249,8 +259,11 @@ class SweepSpec:
 
     def _build_settings(self, values: dict) -> dict:
         d = self.base.to_dict()
-        scene = None if self.scene is None else dict(self.scene)
-        sections = {"weights": dict(self.weights), "init": dict(self.init)}
+        sections = {
+            name: None if table is None else dict(table)
+            for name, table in (("scene", self.scene), ("movie", self.movie),
+                                ("weights", self.weights), ("init", self.init))
+        }  # fmt: skip
         # shape fields first, so per-level paths expand to the run's number of levels
         order = sorted(self.axes, key=lambda a: a.path.split("[")[0].split(".")[0] != "levels")
         for axis in order:
@@ -258,20 +271,21 @@ class SweepSpec:
             value = values[axis.name]
             if path.section == "config":
                 set_config(d, path, value)
-            elif path.section == "scene":
-                if scene is None:
-                    raise ValueError(f"{axis.path}: scene = false, so there is no scene to vary")
-                scene[path.sub] = value
+            elif sections[path.section] is None:
+                # the parser refuses movie paths without a movie, scene paths with one
+                raise ValueError(f"{axis.path}: scene = false, so there is no scene to vary")
             else:
                 sections[path.section][path.sub] = value
         cfg = GlomConfig.from_dict(d)
         check_weights(sections["weights"])
-        check_init(sections["init"], has_scene=self.scene is not None)
-        if scene is not None:
-            if cfg.grid is None:
-                raise ValueError("scene: a scene needs a grid config; set scene = false")
-            check_scene(cfg.grid, cfg.dim, cfg.levels, self.seeds[0], scene)
-        return {"config": cfg, "scene": scene, **sections}
+        check_init(sections["init"], has_scene=self.has_labels)
+        for name, check in (("scene", check_scene), ("movie", check_movie)):
+            if sections[name] is not None:
+                if cfg.grid is None:
+                    fix = "set scene = false" if name == "scene" else "drop the [movie]"
+                    raise ValueError(f"{name}: a {name} needs a grid config; {fix}")
+                check(cfg.grid, cfg.dim, cfg.levels, self.seeds[0], sections[name])
+        return {"config": cfg, **sections}
 
     def batches(self) -> list[tuple[int, ...]]:
         """Runs per task: same-shape runs in index order, fixed by the spec alone."""
@@ -321,6 +335,10 @@ class SweepSpec:
             "scene": False if self.scene is None else dict(self.scene),
             "keep": copy.deepcopy(self.keep),
         }
+        if self.movie is not None:
+            # a [movie] in place of the [scene]; specs without one keep their old hash
+            del d["scene"]
+            d["movie"] = dict(self.movie)
         return plain(d)
 
     def to_toml(self) -> str:
@@ -416,21 +434,6 @@ def _check_keep(spec: SweepSpec) -> None:
 # ----------------------------------------------------------------------------------------
 # reading a spec
 # ----------------------------------------------------------------------------------------
-def _read(path: Path, source: str) -> dict:
-    if not path.is_file():
-        raise SpecError(f"{source}: no such file")
-    if path.suffix not in (".toml", ".json"):
-        raise SpecError(f"{source}: the suffix must be .toml or .json")
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        import tomllib
-
-        return tomllib.loads(path.read_text())
-    except ValueError as exc:
-        raise SpecError(f"{source}: not valid {path.suffix[1:].upper()}: {one_line(exc)}") from None
-
-
 def load_spec(spec, *, root=None) -> SweepSpec:
     """Read and validate a sweep spec before any work.
 
@@ -438,8 +441,8 @@ def load_spec(spec, *, root=None) -> SweepSpec:
     ----------
     spec : SweepSpec, dict, or path to a ``.toml`` (or ``.json``) file
         Sections ``[sweep]``, ``[base]`` (or ``base = "config.toml"``), ``[aliases]``,
-        ``[axes]``, ``[weights]``, ``[init]``, ``[scene]`` (or ``scene = false``),
-        ``[keep]``; ``docs/sweeps.md`` describes every key.
+        ``[axes]``, ``[weights]``, ``[init]``, ``[scene]`` (or ``scene = false``) or
+        ``[movie]``, ``[keep]``; ``docs/sweeps.md`` describes every key.
     root : path, optional
         Folder that a relative ``base`` path is read from; default the spec file's folder
         (the working directory for dicts).
@@ -473,7 +476,7 @@ def load_spec(spec, *, root=None) -> SweepSpec:
     if isinstance(spec, (str, os.PathLike)):
         path = Path(spec)
         source = f"sweep spec {str(path)!r}"
-        data = _read(path, source)
+        data = _spec_parse.read(path, source)
         root = path.parent if root is None else Path(root)
     elif isinstance(spec, dict):
         data = spec

@@ -103,7 +103,7 @@ class Layout:
         configs = [spec.settings(p)["config"] for p in spec.valid_points()]
         base = configs[0]
         self.levels = max(c.levels for c in configs)
-        keep, scene = spec.keep, spec.scene is not None
+        keep, scene = spec.keep, spec.has_labels
         names = ["status", "error", "island_count", "residual", "settled_step", "rate"]
         names += ["ari", "ari_objects", "boundary_leak"] * scene
         names += ["spectral_radius", "spectral_radius_transverse"] * keep["spectral_radius"]
