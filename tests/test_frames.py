@@ -163,3 +163,21 @@ def test_bad_frames_are_named(kwargs, match):
     cfg = _cfg(grid=(3, 4))
     with pytest.raises((ValueError, TypeError), match=match):
         gs.simulate(cfg, gs.random_weights(cfg, seed=0), **kwargs)
+
+
+@given(data=st.data())
+def test_the_public_frames_strategy_drives_numba_and_the_reference_alike(data):
+    """glomsim.testing.frames_for: what users property-test frames runs with."""
+    cfg = data.draw(gt.with_activations(gt.configs(dtypes=("float64",), steps=(1, 6))))
+    w = data.draw(gt.weights_for(cfg))
+    drawn = data.draw(gt.frames_for(cfg, n_frames=st.integers(2, 3)))
+    assert drawn["frames"].shape[1:] == (cfg.n_columns, cfg.dim)
+    assert drawn["frames"].dtype == cfg.np_dtype and 2 <= len(drawn["frames"]) <= 3
+    init = data.draw(gt.states(cfg, scale=1.0))
+    if cfg.normalize == "l2":  # break exact ties, as above
+        init = init + 1e-3 * np.random.default_rng(0).standard_normal(init.shape)
+    ds = gs.simulate(cfg, w, init=init, **drawn)
+    want = reference.simulate(
+        cfg, w, drawn["frames"], init, steps_per_frame=drawn["steps_per_frame"]
+    )
+    assert _rel(ds.embedding.values, want) < 1e-10

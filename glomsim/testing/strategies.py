@@ -246,6 +246,30 @@ def weights_for(draw, cfg: GlomConfig, *, identity=None) -> GlomWeights:
 
 
 @st.composite
+def frames_for(draw, cfg: GlomConfig, *, n_frames=None, steps_per_frame=None, scale=1.0):
+    """Level-0 input for a frames run of ``cfg``: ``{"frames": (F, columns, dim) array in
+    the config's dtype, "steps_per_frame": k}``, to pass as ``simulate(cfg, w, **drawn)``.
+
+    ``n_frames`` and ``steps_per_frame`` are strategies (or None: 1-4 frames, k in 1-3),
+    so they compose; some draws repeat a frame, so runs see frames that do and do not
+    change.
+
+    Examples
+    --------
+    >>> import glomsim as gs, glomsim.testing as gt
+    >>> cfg = gs.GlomConfig(levels=2, dim=3, grid=(2, 2), steps=4)
+    >>> drawn = gt.frames_for(cfg).example()  # doctest: +SKIP
+    """
+    n = draw(st.integers(1, 4) if n_frames is None else n_frames)
+    k = draw(st.integers(1, 3) if steps_per_frame is None else steps_per_frame)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    frames = rng.standard_normal((n, cfg.n_columns, cfg.dim)) * scale
+    if n > 1 and draw(st.booleans()):
+        frames[1] = frames[0]  # a frame that does not change
+    return {"frames": np.ascontiguousarray(frames, dtype=cfg.np_dtype), "steps_per_frame": k}
+
+
+@st.composite
 def states(draw, cfg: GlomConfig, *, scale=2.0, agree=False):
     """A finite state (levels, columns, dim) in the config's dtype; with ``agree``, every
     column holds the same vector per level."""
