@@ -29,6 +29,7 @@ from ._fields import (
     SHAPE_FIELDS,
     SpecError,
     check_init,
+    check_refine,
     check_scene,
     check_weights,
     freeze,
@@ -148,6 +149,9 @@ class SweepSpec:
         random weights.
     weights, init, scene, keep : dict
         Normalised sections (see ``docs/sweeps.md``); ``scene`` is None for zero inputs.
+    refine : dict or None
+        ``[refine]``: the axis, measure, level, crossing, tolerance and max_rounds of an
+        adaptive sweep (:mod:`glomsim.sweep.refine`).
     batch_size : int or "auto"
         Runs of one shape per task.
 
@@ -173,6 +177,7 @@ class SweepSpec:
     init: dict = field(default_factory=lambda: {"start": "weights", "noise": 0.0})
     scene: dict | None = field(default_factory=dict)
     keep: dict = field(default_factory=dict)
+    refine: dict | None = None  # [refine]: bisect a crossing along one axis (sweep.refine)
 
     # ----- structure ---------------------------------------------------------------------
     @property
@@ -266,7 +271,7 @@ class SweepSpec:
                 sections[path.section][path.sub] = value
         cfg = GlomConfig.from_dict(d)
         check_weights(sections["weights"])
-        check_init(sections["init"], has_scene=self.scene is not None)
+        check_init(sections["init"], has_scene=self.scene is not None, cfg=cfg)
         if scene is not None:
             if cfg.grid is None:
                 raise ValueError("scene: a scene needs a grid config; set scene = false")
@@ -321,6 +326,8 @@ class SweepSpec:
             "scene": False if self.scene is None else dict(self.scene),
             "keep": copy.deepcopy(self.keep),
         }
+        if self.refine is not None:
+            d["refine"] = {k: v for k, v in self.refine.items() if v is not None}
         return plain(d)
 
     def to_toml(self) -> str:
@@ -361,6 +368,8 @@ def _check_combinations(spec: SweepSpec) -> None:
     if spec.members and spec.member_varies == "weights" and spec.weights["kind"] == "identity":
         raise spec_error("sweep.member_varies", "'weights' needs random weights (weights.kind)")
     _check_keep(spec)
+    if spec.refine is not None:
+        check_refine(spec)
     check_memory(spec)
 
 
