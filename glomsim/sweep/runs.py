@@ -15,6 +15,7 @@ import numpy as np
 
 from .._validate import one_line
 from . import store as st
+from ._fields import start_state
 from .spec import SweepSpec
 
 __all__ = ["prepare_run", "measure", "simulate_run", "simulate_runs", "run_batch", "run_task"]
@@ -45,8 +46,10 @@ def prepare_run(spec: SweepSpec, index: int):
         init = prepare_init(cfg, w, None).astype(np.float64)
     elif start == "tokens":
         init = np.repeat(np.asarray(scene.tokens, dtype=np.float64)[None], cfg.levels, axis=0)
-    else:
+    elif start == "zeros":
         init = np.zeros((cfg.levels, cfg.n_columns, cfg.dim))
+    else:  # a start file, [init] start = "path.npy"
+        init = start_state(s["init"], cfg)
     if noise > 0:
         rng = np.random.default_rng([seed, 0 if member is None else member, 1])
         init = init + noise * rng.standard_normal(init.shape)
