@@ -60,6 +60,10 @@ def test_refinement_finds_the_known_hk_critical_value(start, tmp_path):
         assert float(c.bracket_low) < SPACING <= float(c.bracket_high)
         # every seed starts alike, so resampling seeds cannot move the crossing
         assert float(c.ci_low) == float(c.ci_high) == float(c.critical)
+    from glomsim.cli.sweep import refine_text
+
+    line = refine_text(ds, "hk.zarr")
+    assert "2 of 2 crossings bracketed" in line and "rounds: " in line
     # every evaluated point, the refined axis sorted; points a cell skipped are absent
     eps = ds.epsilon.values
     assert (np.diff(eps) > 0).all() and len(eps) > 3
