@@ -456,6 +456,20 @@ _outputs("convergence", (
      "True when the residual fell to the float floor in one recorded step from well above "
      "it (e.g. Hegselmann-Krause)"),
 ))
+_outputs("critical", (
+    # glomsim.sweep.critical: dims are the sweep's other axes (and level), not listed here
+    ("critical", "", "float64", "critical value", "1",
+     "first crossing of the seed-mean measure along the refined axis, linearly "
+     "interpolated inside its final bracket; NaN where no crossing was bracketed"),
+    ("ci_low", "", "float64", "critical value, interval low", "1",
+     "lower bootstrap quantile over seeds (seeds resampled, the crossing recomputed)"),
+    ("ci_high", "", "float64", "critical value, interval high", "1",
+     "upper bootstrap quantile over seeds (seeds resampled, the crossing recomputed)"),
+    ("bracket_low", "", "float64", "bracket low end", "1",
+     "the lower end of the final bracket: an evaluated value of the refined axis"),
+    ("bracket_high", "", "float64", "bracket high end", "1",
+     "the upper end of the final bracket: an evaluated value of the refined axis"),
+))
 _outputs("stability", (
     ("spectral_radius", "", "float64", "spectral radius", "1",
      "largest |eigenvalue| of the step map's Jacobian at the last recorded state"),

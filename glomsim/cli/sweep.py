@@ -86,10 +86,30 @@ def cmd_sweep(args) -> int:
     failed = [w for w in caught if issubclass(w.category, SweepRunsFailed)]
     _tell([w for w in caught if w not in failed])
     print(summary_text(ds, args.output))
+    if "refine_rounds" in ds.attrs:
+        print(refine_text(ds, args.output))
     if failed:
         print(f"glomsim sweep: error: {one_line(failed[0].message)}", file=sys.stderr)
         return INCOMPLETE
     return 0
+
+
+def refine_text(ds, path) -> str:
+    """One line on a refined sweep: rounds, crossings bracketed, the widest bracket."""
+    import numpy as np
+
+    from ..sweep.critical import critical
+
+    c = critical(ds, resamples=1)
+    found = np.isfinite(c["critical"].values)
+    widths = (c["bracket_high"] - c["bracket_low"]).values[found]
+    axis = c.attrs["axis"]
+    widest = f"; the widest bracket {widths.max():.3g}" if found.any() else ""
+    return (
+        f"refined {axis!r} in {ds.attrs['refine_rounds']} rounds: {int(found.sum())} of "
+        f"{found.size} crossings bracketed{widest}; glomsim.sweep.critical({str(path)!r}) "
+        "gives them with intervals"
+    )
 
 
 def _tell(caught) -> None:

@@ -10,7 +10,9 @@ The package re-exports its parts, one job each: :mod:`~glomsim.sweep.spec` (the 
 language: :class:`SweepSpec`, :class:`Axis`, :func:`load_spec`),
 :mod:`~glomsim.sweep.runs` (what the workers do: prepare, simulate and measure runs),
 :mod:`~glomsim.sweep.execute` (the Dask driver, :func:`run`) and
-:mod:`~glomsim.sweep.store` (the Zarr layout; :func:`open_sweep` reads it back). What a
+:mod:`~glomsim.sweep.store` (the Zarr layout; :func:`open_sweep` reads it back),
+:mod:`~glomsim.sweep.refine` (adaptive sweeps, ``[refine]``) and
+:mod:`~glomsim.sweep.critical` (:func:`critical`, the crossing they locate). What a
 sweep says when it cannot do everything (:class:`StoreLocked`, :class:`SweepIncomplete`,
 :class:`SweepRunsFailed`, :class:`SweepDamaged`) is :mod:`~glomsim.sweep._errors`. The
 command line is :mod:`glomsim.cli.sweep`.
@@ -35,10 +37,12 @@ Examples
 from __future__ import annotations
 
 from ._errors import StoreLocked, SweepDamaged, SweepIncomplete, SweepRunsFailed, SweepWarning
+from .critical import critical
 from .execute import run
+from .refine import open_sweep
 from .runs import run_batch, simulate_run, simulate_runs
 from .spec import MODES, Axis, SpecError, SweepSpec, load_spec
-from .store import open_sweep, summary_text
+from .store import summary_text
 
 __all__ = [
     "Axis",
@@ -46,6 +50,7 @@ __all__ = [
     "load_spec",
     "run",
     "open_sweep",
+    "critical",
     "MODES",
     "SpecError",
     "summary_text",

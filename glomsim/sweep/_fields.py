@@ -18,13 +18,15 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .._validate import check_choice, check_int, check_real
+from .._validate import check_choice, check_int, check_real, one_line
 from ..config import Attention, GlomConfig, Mix
 
 WEIGHT_KINDS = ("random", "identity")
 WEIGHT_KEYS = ("kind", "gain", "positional_scale", "init_scale")
 INIT_STARTS = ("weights", "tokens", "zeros")
-INIT_KEYS = ("start", "noise")
+INIT_KEYS = ("start", "noise", "start_sha256")
+#: The keys of ``[refine]``; the first four are required.
+REFINE_KEYS = ("axis", "measure", "crossing", "tolerance", "level", "max_rounds")
 #: Config fields a sweep may not vary: the seed is its own dimension, positions are arrays.
 FIXED_FIELDS = {
     "seed": "the seed is its own dimension; list seeds in sweep.seeds",
@@ -260,12 +262,87 @@ def check_weights(w: dict, where: str = "weights") -> None:
             checked(check_real, f"{where}.{key}", w[key], lo=0)
 
 
-def check_init(init: dict, has_scene: bool, where: str = "init") -> None:
-    """The ``[init]`` section: a start, non-negative noise; tokens need a scene."""
-    checked(check_choice, f"{where}.start", init.get("start"), INIT_STARTS)
+def check_init(init: dict, has_scene: bool, where: str = "init", cfg=None) -> None:
+    """The ``[init]`` section: a start, non-negative noise; tokens need a scene; a start
+    file (``start = "path.npy"``) fits ``cfg``: (levels, columns, dim) or (levels, dim)."""
+    start = init.get("start")
+    if not is_start_file(start):
+        checked(check_choice, f"{where}.start", start, INIT_STARTS + ("<path>.npy",))
     checked(check_real, f"{where}.noise", init.get("noise", 0.0), lo=0)
-    if init["start"] == "tokens" and not has_scene:
+    if start == "tokens" and not has_scene:
         raise spec_error(f"{where}.start", "'tokens' starts from the scene's tokens; scene = false")
+    if is_start_file(start) and cfg is not None:
+        shape = start_array(start, init.get("start_sha256")).shape
+        L, N, D = cfg.levels, cfg.n_columns, cfg.dim
+        if shape not in ((L, N, D), (L, D)):
+            raise spec_error(
+                f"{where}.start",
+                f"{start!r} holds an array of shape {shape}; allowed: ({L}, {N}, {D}) = "
+                f"(levels, columns, dim) or ({L}, {D}) = (levels, dim) for every column",
+            )
+
+
+def is_start_file(start) -> bool:
+    """Whether an ``init.start`` names a ``.npy`` file rather than a kind of start."""
+    return isinstance(start, str) and start.endswith(".npy")
+
+
+def file_sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def start_array(path: str, sha256: str | None = None) -> np.ndarray:
+    """The explicit start in ``path`` (float64, read-only), checked against ``sha256``
+    (the file's hash when the spec was first read) so that a sweep never resumes, nor a
+    worker runs, from a file that changed meanwhile."""
+    return _start_array(path, sha256, _mtime(path))
+
+
+def start_state(init: dict, cfg) -> np.ndarray:
+    """The (levels, columns, dim) float64 start of a run whose ``init.start`` is a file."""
+    arr = start_array(init["start"], init.get("start_sha256"))
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    return np.array(np.broadcast_to(arr, (cfg.levels, cfg.n_columns, cfg.dim)))
+
+
+def _mtime(path: str):
+    import os
+
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _start_array(path: str, sha256, _mtime) -> np.ndarray:
+    where = "init.start"
+    try:
+        digest = file_sha256(path)
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise spec_error(where, f"{path!r} cannot be read as a .npy array: {exc}") from None
+    if sha256 is not None and digest != sha256:
+        raise spec_error(
+            where,
+            f"{path!r} changed since the sweep was specified (sha256 {digest[:12]}..., "
+            f"start_sha256 {sha256[:12]}...); restore it, or start over with the new file",
+        )
+    if arr.dtype.kind not in "fiu" or arr.ndim not in (2, 3):
+        raise spec_error(
+            where,
+            f"{path!r} holds a {arr.dtype} array of shape {arr.shape}; allowed: a numeric "
+            "(levels, columns, dim) or (levels, dim) array",
+        )
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise spec_error(where, f"{path!r} holds non-finite values; allowed: finite numbers")
+    arr.flags.writeable = False
+    return arr
 
 
 def check_scene(grid, dim: int, levels: int, seed: int, scene: dict) -> None:
@@ -291,3 +368,73 @@ def _check_scene_cached(grid, dim, levels, seed, frozen, section="scene"):
         make(grid=grid, dim=dim, levels=levels, seed=seed, **json.loads(frozen))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{section}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------------
+# [refine]: the measures a refinement may follow, and its checks on the whole spec
+# ----------------------------------------------------------------------------------------
+def kept_measures(has_scene: bool, keep: dict) -> tuple[str, ...]:
+    """The per-run measures a sweep with these sections keeps (what ``[refine]`` may follow)."""
+    names = ["island_count", "residual", "settled_step", "rate"]
+    names += ["ari", "ari_objects", "boundary_leak"] * has_scene
+    names += ["spectral_radius", "spectral_radius_transverse"] * bool(keep.get("spectral_radius"))
+    return tuple(names)
+
+
+def per_level(measure: str) -> bool:
+    """Whether a kept measure has one value per level."""
+    from ..variables import VARIABLES
+
+    return "level" in VARIABLES[measure].dims
+
+
+def check_refine(spec) -> None:
+    """``[refine]`` against the built spec: a grid sweep, a numeric axis to bisect, a level
+    the measure has, and values between the grid's that still give valid configs."""
+    r = spec.refine
+    if spec.mode != "grid":
+        raise spec_error("refine", f"needs sweep.mode = 'grid' (mode is {spec.mode!r})")
+    if spec.keep["trajectories"]:
+        raise spec_error("refine", "keep.trajectories = true is not allowed with [refine]")
+    axis = next(a for a in spec.axes if a.name == r["axis"])
+    values = axis.values
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if axis.labels is not None or not numeric or not all(np.isfinite(values)):
+        raise spec_error(
+            "refine.axis",
+            f"{axis.name!r} has values {list(axis.coord_values)!r}; allowed: an axis of "
+            "finite numbers, without labels",
+        )
+    if len(values) < 2:
+        raise spec_error("refine.axis", f"{axis.name!r} needs at least 2 values to bracket")
+    labelled = [a.name for a in spec.axes if a.labels is not None]
+    if labelled:
+        raise spec_error(
+            "refine", f"axis {labelled[0]!r} has labels; refinement needs axes of plain values"
+        )
+    levels = max(spec.settings(p)["config"].levels for p in spec.valid_points())
+    if r["level"] is not None and not per_level(r["measure"]):
+        raise spec_error("refine.level", f"{r['measure']!r} has no levels; leave level out")
+    if r["level"] is not None and r["level"] >= levels:
+        raise spec_error(
+            "", f"refine.level={r['level']} is not allowed; allowed: 0..{levels - 1} (levels)"
+        )
+    _check_midpoint(spec, axis)
+
+
+def _check_midpoint(spec, axis) -> None:
+    lo, hi = sorted(axis.values)[:2]
+    mid = (lo + hi) / 2
+    errors = []
+    for p in spec.valid_points():
+        values = dict(spec.points[p], **{axis.name: mid})
+        try:
+            spec._build_settings(values)
+            return
+        except (ValueError, TypeError) as exc:
+            errors.append(one_line(str(exc)))
+    raise spec_error(
+        "refine.axis",
+        f"{axis.name!r} cannot be bisected: the value {mid!r} between {lo!r} and {hi!r} "
+        f"gives no valid config: {errors[0] if errors else 'no valid point'}",
+    )

@@ -30,23 +30,29 @@ from .._validate import (
 from ..config import GlomConfig
 from ._fields import (
     INIT_KEYS,
+    REFINE_KEYS,
     WEIGHT_KEYS,
     SpecError,
     check_weights,
     checked,
+    file_sha256,
     freeze,
+    is_start_file,
+    kept_measures,
     movie_params,
     parse_path,
     plain,
     scene_params,
     spec_error,
     split_movie,
+    start_array,
 )
 from .store import RESERVED
 
 MODES = ("grid", "zip", "random")
 MEMBER_VARIES = ("init", "weights")
 SECTIONS = ("sweep", "base", "aliases", "axes", "weights", "init", "scene", "movie", "keep")
+SECTIONS += ("refine",)
 SWEEP_KEYS = (
     "name",
     "mode",
@@ -88,12 +94,13 @@ def parse(d, root: Path | None) -> dict:
         base=base,
         axes=_parse_axes(d.get("aliases"), d.get("axes"), fields["mode"]),
         weights=_parse_weights(d.get("weights")),
-        init=_parse_init(d.get("init")),
+        init=_parse_init(d.get("init"), root),
         scene=None if movie is not None else _parse_scene(d.get("scene", {})),
         movie=movie,
         keep=_parse_keep(d.get("keep")),
     )
     _check_input_axes(fields["axes"], fields["scene"], movie)
+    fields["refine"] = _parse_refine(d.get("refine"), fields)
     return fields
 
 
@@ -311,14 +318,51 @@ def _parse_weights(raw) -> dict:
     return weights
 
 
-def _parse_init(raw) -> dict:
+def _parse_init(raw, root: Path | None) -> dict:
     # checked per point, as an axis may vary init.noise
     init = checked(check_table, "init", raw, INIT_KEYS)
     init.setdefault("start", "weights")
     init.setdefault("noise", 0.0)
     if is_int(init["noise"]):
         init["noise"] = float(init["noise"])
+    if is_start_file(init["start"]):
+        # an explicit start: an absolute path (workers parse the spec anywhere) and the
+        # file's hash, so that a changed file is a different sweep, never a quiet resume
+        p = Path(init["start"]).expanduser()
+        if not p.is_absolute():
+            p = (root if root is not None else Path.cwd()) / p
+        init["start"] = str(p.resolve())
+        start_array(init["start"], init.get("start_sha256"))  # readable and unchanged
+        init.setdefault("start_sha256", file_sha256(init["start"]))
+    elif "start_sha256" in init:
+        raise spec_error("init.start_sha256", "only a start file (start = 'path.npy') takes it")
     return init
+
+
+# ----- [refine] ----------------------------------------------------------------------------
+def _parse_refine(raw, fields: dict) -> dict | None:
+    """``[refine]``: every key checked on one line; the whole spec is checked later."""
+    if raw is None:
+        return None
+    r = checked(check_table, "refine", raw, REFINE_KEYS)
+    for key in REFINE_KEYS[:4]:
+        if key not in r:
+            raise spec_error(
+                f"refine.{key}", f"missing; [refine] needs {', '.join(REFINE_KEYS[:4])}"
+            )
+    names = [a["name"] for a in fields["axes"]]
+    if not names:
+        raise spec_error("refine.axis", "the sweep has no [axes] to refine along")
+    measures = kept_measures(fields["scene"] is not None, fields["keep"])
+    level = r.get("level")
+    return {
+        "axis": checked(check_choice, "refine.axis", r["axis"], names),
+        "measure": checked(check_choice, "refine.measure", r["measure"], measures),
+        "crossing": checked(check_real, "refine.crossing", r["crossing"]),
+        "tolerance": checked(check_real, "refine.tolerance", r["tolerance"], lo=0, lo_open=True),
+        "level": None if level is None else checked(check_int, "refine.level", level, lo=0),
+        "max_rounds": checked(check_int, "refine.max_rounds", r.get("max_rounds", 10), lo=1, hi=60),
+    }
 
 
 def _parse_scene(raw) -> dict | None:

@@ -24,6 +24,7 @@ from .._validate import is_int, not_allowed, one_line
 from . import store as st
 from ._errors import FIRST_FEW, SweepDamaged, SweepIncomplete, SweepRunsFailed
 from ._lock import store_lock
+from .refine import run_refined
 from .runs import run_batch, run_task
 from .spec import load_spec
 
@@ -148,6 +149,12 @@ def run(
     client, own = _connect(client)
     try:
         with store_lock(store):
+            if spec.refine is not None:  # an adaptive sweep: the grid, then rounds
+                opts = dict(
+                    workers=workers, progress=progress, resume=resume, retry_failed=retry_failed
+                )
+                return run_refined(spec, store, client=client, options=opts, sweep=_sweep,
+                                   start_cluster=_start_cluster)  # fmt: skip
             ds = _sweep(spec, store, layout, client, workers, progress, resume, retry_failed)
     finally:
         if own is not None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._validate import one_line
 from . import store as st
-from ._fields import split_movie
+from ._fields import split_movie, start_state
 from .spec import SweepSpec
 
 __all__ = [
@@ -64,8 +64,10 @@ def prepare_run(spec: SweepSpec, index: int):
         # a movie's first frame: the tokens that step 1 reads
         tokens = scene.tokens if s["movie"] is None else scene.tokens[0]
         init = np.repeat(np.asarray(tokens, dtype=np.float64)[None], cfg.levels, axis=0)
-    else:
+    elif start == "zeros":
         init = np.zeros((cfg.levels, cfg.n_columns, cfg.dim))
+    else:  # a start file, [init] start = "path.npy"
+        init = start_state(s["init"], cfg)
     if noise > 0:
         rng = np.random.default_rng([seed, 0 if member is None else member, 1])
         init = init + noise * rng.standard_normal(init.shape)

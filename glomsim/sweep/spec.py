@@ -30,6 +30,7 @@ from ._fields import (
     SpecError,
     check_init,
     check_movie,
+    check_refine,
     check_scene,
     check_weights,
     freeze,
@@ -151,6 +152,9 @@ class SweepSpec:
         Normalised sections (see ``docs/sweeps.md``); ``scene`` is None for zero inputs or
         a movie; ``movie`` (``make_movie`` arguments and ``steps_per_frame``) is None
         without one.
+    refine : dict or None
+        ``[refine]``: the axis, measure, level, crossing, tolerance and max_rounds of an
+        adaptive sweep (:mod:`glomsim.sweep.refine`).
     batch_size : int or "auto"
         Runs of one shape per task.
 
@@ -177,6 +181,8 @@ class SweepSpec:
     scene: dict | None = field(default_factory=dict)
     keep: dict = field(default_factory=dict)
     movie: dict | None = None
+
+    refine: dict | None = None  # [refine]: bisect a crossing along one axis (sweep.refine)
 
     @property
     def has_labels(self) -> bool:
@@ -278,7 +284,7 @@ class SweepSpec:
                 sections[path.section][path.sub] = value
         cfg = GlomConfig.from_dict(d)
         check_weights(sections["weights"])
-        check_init(sections["init"], has_scene=self.has_labels)
+        check_init(sections["init"], has_scene=self.has_labels, cfg=cfg)
         for name, check in (("scene", check_scene), ("movie", check_movie)):
             if sections[name] is not None:
                 if cfg.grid is None:
@@ -339,6 +345,8 @@ class SweepSpec:
             # a [movie] in place of the [scene]; specs without one keep their old hash
             del d["scene"]
             d["movie"] = dict(self.movie)
+        if self.refine is not None:
+            d["refine"] = {k: v for k, v in self.refine.items() if v is not None}
         return plain(d)
 
     def to_toml(self) -> str:
@@ -379,6 +387,8 @@ def _check_combinations(spec: SweepSpec) -> None:
     if spec.members and spec.member_varies == "weights" and spec.weights["kind"] == "identity":
         raise spec_error("sweep.member_varies", "'weights' needs random weights (weights.kind)")
     _check_keep(spec)
+    if spec.refine is not None:
+        check_refine(spec)
     check_memory(spec)
 
 
