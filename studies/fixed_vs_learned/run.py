@@ -193,6 +193,8 @@ def summarise(study, res):
 
 def plot_ari(study, res):
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from glomsim.scenes import LEVEL_NAMES
 
@@ -216,7 +218,15 @@ def plot_ari(study, res):
         name = LEVEL_NAMES[min(int(level), len(LEVEL_NAMES) - 1)]
         ax.set(title=f"level {int(level)} ({name})", xlabel="step", ylim=(-0.05, 1.05))
     axes[0].set_ylabel("ARI vs truth")
-    axes[0].legend(fontsize=7, loc="lower right")
+    # the line styles and the band explained beside the arms' colours
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="0.3", lw=1.5, label="all columns: mean"),
+        Patch(color="0.3", alpha=0.15, lw=0, label="all columns: ± sd"),
+        Line2D([], [], color="0.3", lw=1, ls="--", label="objects' columns only: mean"),
+    ]
+    # on the last level's panel, whose lines sit at ARI 1 and leave its lower part empty
+    axes[-1].legend(handles=handles, fontsize=6, loc="lower center")
     fig.suptitle(
         f"held-out scenes: ARI of islands (cosine >= {thr}) against the truth, mean ± sd; "
         "dashed: objects' columns only",

@@ -143,6 +143,7 @@ def variants(study):
 
 def plot_phase(study, result):
     """One row per measure, one panel per level; each row shares one labelled colour bar."""
+    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
 
     from analysis._heatmap import _annotate_cells
@@ -160,11 +161,13 @@ def plot_phase(study, result):
     yl = [f"{b:g}" for b in result.beta.values]
     for row, (name, title, cmap, lim) in enumerate(metrics):
         # one colour scale per measure, shared by its levels
+        # counts span 1 to ~70 (level 0 against levels 1-2): a log scale keeps both legible
         vmin, vmax = lim if lim else (1, max(float(mean[name].max()), 2))
+        norm = Normalize(vmin, vmax) if lim else LogNorm(vmin, vmax)
         for lv in range(levels):
             ax = axes[row, lv]
             z = mean[name].isel(level=lv).values
-            im = ax.imshow(z, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+            im = ax.imshow(z, cmap=cmap, norm=norm, aspect="auto", origin="lower")
             # black on light cells, white on dark ones (analysis.plot.heatmaps' rule)
             _annotate_cells(ax, im, z, ".0f" if name == "count" else ".2f")
             for text in ax.texts:
@@ -177,7 +180,11 @@ def plot_phase(study, result):
             if row == len(metrics) - 1:
                 ax.set_xlabel("radius (per level if a/b/c)")
         bar = fig.colorbar(im, ax=axes[row, :], shrink=0.9)
-        bar.set_label(title, fontsize=8)
+        bar.set_label(title + ("" if lim else " (log scale)"), fontsize=8)
+        if not lim:
+            ticks = [v for v in (1, 2, 5, 10, 20, 50, 100) if v <= vmax]
+            bar.set_ticks(ticks, labels=[str(v) for v in ticks])
+            bar.ax.minorticks_off()
         bar.ax.tick_params(labelsize=7)
     n = result.sizes["seed"]
     fig.suptitle(
