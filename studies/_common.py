@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 #: Committed figures must stay small (the repository carries them).
 MAX_FIGURE_BYTES = 150_000
 
@@ -139,3 +141,54 @@ def table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.rjust(w) for v, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(lines)
+
+
+# --- island maps: the scheme of analysis.plot.island_maps on panels of several runs ---
+
+
+def _grid_pairs(grid):
+    """(rows, cols, row index, col index) for analysis._maps.draw_map, and the pairs of
+    touching columns of a ``grid`` filled row by row."""
+    from analysis import _colours
+
+    rows, cols = (int(v) for v in grid)
+    yi, xi = np.divmod(np.arange(rows * cols), cols)
+    return (rows, cols, yi, xi), _colours.grid_pairs(yi, xi)
+
+
+def truth_panel(ax, grid, truth, title="ground truth"):
+    """Draw one level's true labels (N,) on ``ax`` in the colours of the island maps
+    (the background label 0 grey); the title counts the labels."""
+    from analysis import _colours
+    from analysis._maps import draw_map, n_islands
+
+    shape, pairs = _grid_pairs(grid)
+    truth = np.asarray(truth).reshape(-1)
+    rgb = _colours.truth_rgb(truth, _colours.colour_truth(truth, pairs))
+    draw_map(ax, rgb, shape, shape[2], shape[3])
+    ax.set_title(f"{title}: {n_islands(len(np.unique(truth[truth >= 0])), 'label')}", fontsize=8)
+
+
+def island_panels(axes, grid, truth, runs):
+    """Draw the islands of several runs on one scene level, judged against ``truth``.
+
+    ``runs`` is a list of (title, island labels (N,)), one per axes. Colours follow
+    :func:`analysis.plot.island_colours` with ``truth``: touching islands differ, the
+    background island is grey, an island matching a true label has that label's colour
+    (as in :func:`truth_panel`), and an island continuing one of the previous panel's
+    keeps its colour (the panels are treated as the steps of one run). Titles add the
+    island count and the ARI against ``truth`` (columns with a known label).
+    """
+    from analysis import _colours, adjusted_rand_index
+    from analysis._common import canonical_labels
+    from analysis._maps import draw_map, n_islands
+
+    shape, pairs = _grid_pairs(grid)
+    truth = np.asarray(truth).reshape(-1)
+    labels = np.stack([canonical_labels(np.asarray(lab).reshape(-1)) for _, lab in runs])
+    colours = _colours.colour_series(labels, pairs, truth, _colours.colour_truth(truth, pairs))
+    known = truth >= 0
+    for ax, (title, _), lab, col in zip(axes, runs, labels, colours, strict=True):
+        draw_map(ax, _colours.to_rgb(lab, col), shape, shape[2], shape[3])
+        ari = adjusted_rand_index(lab[known], truth[known])
+        ax.set_title(f"{title}: {n_islands(lab.max() + 1)}\nARI {ari:.2f}", fontsize=8)

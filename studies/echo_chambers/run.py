@@ -143,7 +143,7 @@ def plot_noise(study, result):
     levels = result.sizes["level"]
     names = ("level 0 vs textures", "level 1 vs parts", "level 2 vs objects")
     fig = Figure(figsize=(3.3 * levels, 2.8), layout="constrained")
-    axes = fig.subplots(1, levels)
+    axes = fig.subplots(1, levels, sharey=True)
     cmap = colormaps["viridis"]
     n_att = result.sizes["attention"]
     for lv, ax in enumerate(axes):
@@ -205,29 +205,30 @@ def plot_probes(study, probe):
 
 
 def plot_switch_maps(study, maps):
+    """Level 1 per drawn attention weight: the parts of A and B, then the islands of a
+    fresh run on B and of the switched run, both judged against B's parts."""
     from matplotlib.figure import Figure
 
-    import analysis as an
+    from analysis._maps import wrap_title
 
     if not maps:
         return
     weights = sorted(maps)
-    fig = Figure(figsize=(7.6, 1.95 * len(weights) + 0.3), layout="constrained")
+    width = 7.6
+    fig = Figure(figsize=(width, 2.1 * len(weights) + 0.5), layout="constrained")
     axes = fig.subplots(len(weights), 4, squeeze=False)
     for row, w_att in enumerate(weights):
         truth_new, fresh, switched, truth_old, grid = maps[w_att]
-        panels = (
-            ("scene A parts", truth_old[1]),
-            ("scene B parts", truth_new[1]),
-            (f"fresh on B: {len(np.unique(fresh[1]))}", fresh[1]),
-            (f"A -> B: {len(np.unique(switched[1]))}", switched[1]),
-        )
-        for k, (title, labels) in enumerate(panels):
-            axes[row, k].imshow(an.plot.island_colours(labels).reshape(*grid, 3))
-            axes[row, k].set_xticks([]), axes[row, k].set_yticks([])
-            axes[row, k].set_title(title, fontsize=8)
+        _common.truth_panel(axes[row, 0], grid, truth_old[1], "scene A parts")
+        _common.truth_panel(axes[row, 1], grid, truth_new[1], "scene B parts")
+        runs = [("fresh on B", fresh[1]), ("A -> B", switched[1])]
+        _common.island_panels(axes[row, 2:], grid, truth_new[1], runs)
         axes[row, 0].set_ylabel(f"attention {w_att:g}", fontsize=8)
-    fig.suptitle("level 1 islands after the switch (first scene seed)", fontsize=9)
+    title = (
+        "echo_chambers: level 1 after the switch (first scene seed); "
+        "ARI = agreement with the parts of B"
+    )
+    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
     study.save_figure(fig, "switch_maps.png")
 
 

@@ -193,6 +193,8 @@ def summarise(study, res):
 
 def plot_ari(study, res):
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from glomsim.scenes import LEVEL_NAMES
 
@@ -216,7 +218,15 @@ def plot_ari(study, res):
         name = LEVEL_NAMES[min(int(level), len(LEVEL_NAMES) - 1)]
         ax.set(title=f"level {int(level)} ({name})", xlabel="step", ylim=(-0.05, 1.05))
     axes[0].set_ylabel("ARI vs truth")
-    axes[0].legend(fontsize=7, loc="lower right")
+    # the line styles and the band explained beside the arms' colours
+    handles, _ = axes[0].get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="0.3", lw=1.5, label="all columns: mean"),
+        Patch(color="0.3", alpha=0.15, lw=0, label="all columns: ± sd"),
+        Line2D([], [], color="0.3", lw=1, ls="--", label="objects' columns only: mean"),
+    ]
+    # on the last level's panel, whose lines sit at ARI 1 and leave its lower part empty
+    axes[-1].legend(handles=handles, fontsize=6, loc="lower center")
     fig.suptitle(
         f"held-out scenes: ARI of islands (cosine >= {thr}) against the truth, mean ± sd; "
         "dashed: objects' columns only",
@@ -226,14 +236,16 @@ def plot_ari(study, res):
 
 
 def plot_islands(study, cfg, first, held_out):
+    """One row per level: held-out scene 0's truth, then the islands of each arm's first
+    weight seed at the last step, judged against that truth."""
     from matplotlib.figure import Figure
 
     import analysis as an
-    from analysis.plot import island_colours
+    from analysis._maps import wrap_title
     from glomsim.scenes import LEVEL_NAMES
 
     isl = study.params["islands"]
-    rows = [("truth", held_out[0].labels)]
+    runs = []
     for key, ds in first.items():
         if key[1] != min(k[1] for k in first if k[0] == key[0]):
             continue
@@ -243,25 +255,25 @@ def plot_islands(study, cfg, first, held_out):
             connectivity=isl["connectivity"],
             radius=isl["radius"],
         )
-        rows.append((f"{key[0]}\nseed {key[1]}", found["labels"].values[0]))
+        runs.append((key[0], f"seed {key[1]}", found["labels"].values[0]))
+    truth = held_out[0].labels
     L = cfg.levels
-    fig = Figure(figsize=(1.5 * L + 1.2, 1.5 * len(rows) + 0.4), layout="constrained")
-    axes = fig.subplots(len(rows), L, squeeze=False)
-    for r, (name, labels) in enumerate(rows):
-        for level in range(L):
-            ax = axes[r, level]
-            img = island_colours(labels[level]).reshape(cfg.grid + (3,))
-            ax.imshow(img, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            n = len(np.unique(labels[level]))
-            ax.set_title(f"{n} island{'s' if n > 1 else ''}", fontsize=7)
-            if r == 0:
-                lv = LEVEL_NAMES[min(level, len(LEVEL_NAMES) - 1)]
-                ax.set_title(f"level {level} ({lv})\n{n} labels", fontsize=7)
-            if level == 0:
-                ax.set_ylabel(name, fontsize=7)
-    fig.suptitle("held-out scene 0 at the last step", fontsize=9)
+    width = 1.85 * (len(runs) + 1) + 0.3
+    fig = Figure(figsize=(width, 1.95 * L + 0.5), layout="constrained")
+    axes = fig.subplots(L, len(runs) + 1, squeeze=False)
+    for level in range(L):
+        _common.truth_panel(axes[level, 0], cfg.grid, truth[level])
+        # the arm's name heads its column (first row only): the panels are narrow
+        titles = [f"{arm}\n{seed}" if level == 0 else seed for arm, seed, _ in runs]
+        panels = [(t, lab[level]) for t, (_, _, lab) in zip(titles, runs, strict=True)]
+        _common.island_panels(axes[level, 1:], cfg.grid, truth[level], panels)
+        lv = LEVEL_NAMES[min(level, len(LEVEL_NAMES) - 1)]
+        axes[level, 0].set_ylabel(f"level {level} ({lv})", fontsize=8)
+    title = (
+        f"fixed_vs_learned: held-out scene 0 at the last step, islands at cosine >= "
+        f"{isl['threshold']}; ARI = agreement with the ground truth"
+    )
+    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
     return study.save_figure(fig, "islands.png")
 
 

@@ -142,7 +142,11 @@ def variants(study):
 
 
 def plot_phase(study, result):
+    """One row per measure, one panel per level; each row shares one labelled colour bar."""
+    from matplotlib.colors import LogNorm, Normalize
     from matplotlib.figure import Figure
+
+    from analysis._heatmap import _annotate_cells
 
     mean = result.mean("seed")
     metrics = (
@@ -151,26 +155,23 @@ def plot_phase(study, result):
         ("ari", "ARI vs ground truth", "RdYlGn", (-0.1, 1)),
     )
     levels = result.sizes["level"]
-    fig = Figure(figsize=(3.6 * levels, 2.9 * len(metrics)), layout="constrained")
-    axes = fig.subplots(len(metrics), levels, squeeze=False)
+    fig = Figure(figsize=(3.6 * levels + 0.8, 2.9 * len(metrics)), layout="constrained")
+    axes = fig.subplots(len(metrics), levels, squeeze=False, sharey=True)
     xl = list(result.radius.values)
     yl = [f"{b:g}" for b in result.beta.values]
     for row, (name, title, cmap, lim) in enumerate(metrics):
+        # one colour scale per measure, shared by its levels
+        # counts span 1 to ~70 (level 0 against levels 1-2): a log scale keeps both legible
+        vmin, vmax = lim if lim else (1, max(float(mean[name].max()), 2))
+        norm = Normalize(vmin, vmax) if lim else LogNorm(vmin, vmax)
         for lv in range(levels):
             ax = axes[row, lv]
             z = mean[name].isel(level=lv).values
-            vmin, vmax = lim if lim else (1, max(float(mean[name].max()), 2))
-            im = ax.imshow(z, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
-            for (i, j), v in np.ndenumerate(z):
-                ax.text(
-                    j,
-                    i,
-                    f"{v:.2f}" if name != "count" else f"{v:.0f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="w" if (v - vmin) < 0.5 * (vmax - vmin) else "k",
-                )
+            im = ax.imshow(z, cmap=cmap, norm=norm, aspect="auto", origin="lower")
+            # black on light cells, white on dark ones (analysis.plot.heatmaps' rule)
+            _annotate_cells(ax, im, z, ".0f" if name == "count" else ".2f")
+            for text in ax.texts:
+                text.set_fontsize(7)
             ax.set_xticks(range(len(xl)), xl, fontsize=7, rotation=30)
             ax.set_yticks(range(len(yl)), yl, fontsize=8)
             ax.set_title(f"{title}, {LEVEL_NAMES[lv]}", fontsize=9)
@@ -178,9 +179,18 @@ def plot_phase(study, result):
                 ax.set_ylabel("beta")
             if row == len(metrics) - 1:
                 ax.set_xlabel("radius (per level if a/b/c)")
-        fig.colorbar(im, ax=axes[row, :], shrink=0.8)
+        bar = fig.colorbar(im, ax=axes[row, :], shrink=0.9)
+        bar.set_label(title + ("" if lim else " (log scale)"), fontsize=8)
+        if not lim:
+            ticks = [v for v in (1, 2, 5, 10, 20, 50, 100) if v <= vmax]
+            bar.set_ticks(ticks, labels=[str(v) for v in ticks])
+            bar.ax.minorticks_off()
+        bar.ax.tick_params(labelsize=7)
     n = result.sizes["seed"]
-    fig.suptitle(f"end of run, mean over {n} scene seed{'s' * (n > 1)}", fontsize=10)
+    fig.suptitle(
+        f"island_phase_diagram: end of run, mean over {n} scene seed{'s' * (n > 1)}",
+        fontsize=10,
+    )
     study.save_figure(fig, "phase_diagram.png")
 
 
@@ -188,33 +198,29 @@ def plot_maps(study, maps):
     """Ground truth and the islands of a few beta at one radius, per level."""
     from matplotlib.figure import Figure
 
-    import analysis as an
+    from analysis._maps import wrap_title
 
     if not maps:
         return
     betas = sorted(maps)
     _, ds = maps[betas[0]]
-    rows, cols = (int(v) for v in (ds.y.max() + 1, ds.x.max() + 1))
+    grid = (int(ds.y.max()) + 1, int(ds.x.max()) + 1)
     levels = ds.sizes["level"]
-    fig = Figure(figsize=(1.9 * (len(betas) + 1), 1.9 * levels + 0.4), layout="constrained")
+    width = 1.9 * (len(betas) + 1)
+    fig = Figure(figsize=(width, 2.0 * levels + 0.6), layout="constrained")
     axes = fig.subplots(levels, len(betas) + 1, squeeze=False)
-    truth = ds["label"].values
+    truth = ds["label"].transpose("level", "column").values
     for lv in range(levels):
-        panels = [("ground truth", truth[lv])] + [
-            (f"beta {b:g}: {len(np.unique(maps[b][0][lv]))}", maps[b][0][lv]) for b in betas
-        ]
-        for k, (title, labels) in enumerate(panels):
-            ax = axes[lv, k]
-            ax.imshow(an.plot.island_colours(labels).reshape(rows, cols, 3))
-            ax.set_xticks([]), ax.set_yticks([])
-            ax.set_title(title, fontsize=8)
+        _common.truth_panel(axes[lv, 0], grid, truth[lv])
+        runs = [(f"beta {b:g}", maps[b][0][lv]) for b in betas]
+        _common.island_panels(axes[lv, 1:], grid, truth[lv], runs)
         axes[lv, 0].set_ylabel(LEVEL_NAMES[lv], fontsize=8)
     radius = radius_label(study.params["study"]["map_radius"])
-    fig.suptitle(
-        f"islands at the last step, radius {radius} (scene seed "
-        f"{study.params['study']['scene_seeds'][0]})",
-        fontsize=9,
+    title = (
+        f"island_phase_diagram: islands at the last step, radius {radius} (scene seed "
+        f"{study.params['study']['scene_seeds'][0]}); ARI = agreement with the ground truth"
     )
+    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
     study.save_figure(fig, "island_maps.png")
 
 
