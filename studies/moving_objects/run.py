@@ -248,28 +248,16 @@ def plot_smoothing(study, previous, ks, noises, grid, conf):
 
 
 def plot_frames(study, kept):
-    """Ground truth and islands coloured by tracked identity over the frames of one run."""
-    from matplotlib.figure import Figure
+    """Ground truth and islands over the frames of one run, in the island maps' colours
+    (:func:`analysis.plot.island_maps`: touching islands differ, the background grey, an
+    island keeps its colour while its tracked identity lasts)."""
+    import analysis as an
 
     movie, isl, tr = kept
     frame = np.asarray(isl["frame"].values)
     shown = np.unique(np.linspace(0, movie.n_frames - 1, 4).round().astype(int))
-    levels = range(isl.sizes["level"])
-    fig = Figure(figsize=(1.5 * len(shown), 1.5 * (1 + len(levels)) + 0.3), layout="constrained")
-    axes = fig.subplots(1 + len(levels), len(shown), squeeze=False)
-    for j, f in enumerate(shown):
-        t = np.nonzero(frame == f)[0][-1]
-        axes[0, j].imshow(movie.label_map(f, 1), cmap="tab20", interpolation="nearest")
-        axes[0, j].set_title(f"frame {f}: parts", fontsize=7)
-        for i in levels:
-            ids = tr["track"].values[t, i].reshape(movie.grid)
-            axes[1 + i, j].imshow(ids % 20, cmap="tab20", vmin=0, vmax=19,
-                                  interpolation="nearest")  # fmt: skip
-            axes[1 + i, j].set_title(f"level {i}, step {int(isl.time[t])}", fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle("islands coloured by tracked identity", fontsize=8)
+    times = [int(np.nonzero(frame == f)[0][-1]) for f in shown]
+    fig = an.plot.island_maps(isl, times=times, panel_size=1.5, name="moving objects")
     study.save_figure(fig, "frames.png")
 
 
