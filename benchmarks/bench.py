@@ -8,6 +8,7 @@ run and reports every speed as a fraction of it and as ratios against each peer.
     python benchmarks/bench.py                 # everything (several minutes)
     python benchmarks/bench.py --quick         # small repeats, a subset, for a smoke test
     python benchmarks/bench.py --only local --threads 2
+    python benchmarks/bench.py --contention    # default vs one thread beside a busy process
 
 Writes ``benchmarks/results/bench.json``, ``configs.png`` (the table as bars) and
 ``scaling.png`` (time per step against columns, dim and levels) there.
@@ -530,7 +531,11 @@ def main(argv=None):
                    "memory startup)")  # fmt: skip
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--contention", action="store_true", help="only the contention table "
+                   "(benchmarks/contention.py): default vs one thread, busy and torch first")  # fmt: skip
     args = p.parse_args(argv)
+    if args.contention:
+        return _contention_only(args)
     only = set(args.only or (["small", "local"] if args.quick else
                              list(CONFIGS) + ["ensemble", "scaling", "memory",
                                               "startup"]))  # fmt: skip
@@ -617,6 +622,22 @@ def main(argv=None):
             f"more than its second (max {r['first_minus_second_max_s']:.2f} s)"
         )
     _plot_configs(result["rows"], out / "configs.png")
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
+    print(f"wrote {out / 'bench.json'}")
+    return result
+
+
+def _contention_only(args):
+    """``--contention``: the table of benchmarks/contention.py (``--only`` picks configs,
+    small and local by default), written to bench.json as ``contention``."""
+    sys.path.insert(0, str(HERE))
+    import contention
+
+    configs = tuple(args.only or ["small", "local"])
+    rows = contention.run_contention(configs, rounds=5 if args.quick else 2 * args.repeats - 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = dict(contention=rows)
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out / 'bench.json'}")
     return result
