@@ -195,6 +195,7 @@ def bench_config(name, threads, repeats, with_reference):
 
         torch_run()
         fns["glom_pytorch"] = torch_run
+        fns.update(_jax_peers(model, cfg, w, img, iters, radius))
     if with_reference:
         tokens = gs.simulate(cfg, w, inputs=img, steps=0).input.values
         init = prepare_init(cfg, w, None)
@@ -224,8 +225,24 @@ def bench_config(name, threads, repeats, with_reference):
     for peer in per_iter:
         if peer != "glomsim":
             row[f"speedup_vs_{peer}"] = per_iter[peer] / per_iter["glomsim"]
-    row["peak_traced_mb"] = _peak_traced({p: fn for p, fn in fns.items() if p != "glom_pytorch"})
+    row["peak_traced_mb"] = _peak_traced(  # torch's and XLA's allocators are not traced
+        {p: fn for p, fn in fns.items() if p != "glom_pytorch" and not p.startswith("jax")}
+    )
     return row
+
+
+def _jax_peers(model, cfg, w, img, iters, radius):
+    """``jax_dense`` and ``jax_local`` (benchmarks/jax_peer.py) when jax is importable,
+    compiled and checked against glomsim before any timing."""
+    sys.path.insert(0, str(HERE))
+    import jax_peer
+
+    if not jax_peer.available():
+        return {}
+    fns = jax_peer.peers(model, cfg, w, img, iters, radius)
+    for fn in fns.values():
+        fn()
+    return fns
 
 
 def _peak_traced(fns):
@@ -500,13 +517,16 @@ def _plot_scaling(scaling, path):
     fig.savefig(path, dpi=80)
 
 
+_PEER_ORDER = ["glomsim", "glom_pytorch", "jax_dense", "jax_local", "reference"]
+
+
 def _plot_configs(rows, path):
     """The table as bars: ms per iteration of every peer, per config and thread count."""
     rows = [r for r in rows if "ms_per_iteration" in r]
     if not rows:
         return
     peers = sorted({p for r in rows for p in r["ms_per_iteration"]},
-                   key=["glomsim", "glom_pytorch", "reference"].index)  # fmt: skip
+                   key=_PEER_ORDER.index)  # fmt: skip
     fig, (ax,) = _figure(1, width=6.5, height=3.6)
     x = np.arange(len(rows))
     width = 0.8 / len(peers)

@@ -113,6 +113,7 @@ def run_contention(configs=("small", "local"), rounds=9, loads=("quiet", "busy")
         try:
             if load == "busy":
                 competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+                run_contention.competitor_pid = competitor.pid  # for the tests
                 time.sleep(1.0)  # it imports torch and starts its threads
             for torch_first in modes:
                 for config in configs:
