@@ -116,3 +116,15 @@ def test_info_shows_the_cache_folder(tmp_path):
 def test_the_default_beside_the_source_is_kept_when_writable(tmp_path):
     got = _run(tmp_path, {})
     assert Path(got["folder"]) == (ROOT / "glomsim" / "_kernels" / "__pycache__").resolve()
+
+
+def test_warmup_takes_only_the_dtypes_asked_and_refuses_others(capsys):
+    import glomsim as gs
+    from glomsim.cli import main
+
+    with pytest.raises(ValueError, match="dtypes"):
+        gs.warmup(dtypes=("float16",))
+    assert gs.warmup(dtypes="float32") >= 0
+    assert main(["warmup", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "float32 kernels" in out and "float64" not in out and "numba cache" in out
