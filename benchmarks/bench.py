@@ -8,6 +8,7 @@ run and reports every speed as a fraction of it and as ratios against each peer.
     python benchmarks/bench.py                 # everything (several minutes)
     python benchmarks/bench.py --quick         # small repeats, a subset, for a smoke test
     python benchmarks/bench.py --only local --threads 2
+    python benchmarks/bench.py --contention    # default vs one thread beside a busy process
 
 Writes ``benchmarks/results/bench.json``, ``configs.png`` (the table as bars) and
 ``scaling.png`` (time per step against columns, dim and levels) there.
@@ -194,6 +195,7 @@ def bench_config(name, threads, repeats, with_reference):
 
         torch_run()
         fns["glom_pytorch"] = torch_run
+        fns.update(_jax_peers(model, cfg, w, img, iters, radius))
     if with_reference:
         tokens = gs.simulate(cfg, w, inputs=img, steps=0).input.values
         init = prepare_init(cfg, w, None)
@@ -223,8 +225,24 @@ def bench_config(name, threads, repeats, with_reference):
     for peer in per_iter:
         if peer != "glomsim":
             row[f"speedup_vs_{peer}"] = per_iter[peer] / per_iter["glomsim"]
-    row["peak_traced_mb"] = _peak_traced({p: fn for p, fn in fns.items() if p != "glom_pytorch"})
+    row["peak_traced_mb"] = _peak_traced(  # torch's and XLA's allocators are not traced
+        {p: fn for p, fn in fns.items() if p != "glom_pytorch" and not p.startswith("jax")}
+    )
     return row
+
+
+def _jax_peers(model, cfg, w, img, iters, radius):
+    """``jax_dense`` and ``jax_local`` (benchmarks/jax_peer.py) when jax is importable,
+    compiled and checked against glomsim before any timing."""
+    sys.path.insert(0, str(HERE))
+    import jax_peer
+
+    if not jax_peer.available():
+        return {}
+    fns = jax_peer.peers(model, cfg, w, img, iters, radius)
+    for fn in fns.values():
+        fn()
+    return fns
 
 
 def _peak_traced(fns):
@@ -499,13 +517,16 @@ def _plot_scaling(scaling, path):
     fig.savefig(path, dpi=80)
 
 
+_PEER_ORDER = ["glomsim", "glom_pytorch", "jax_dense", "jax_local", "reference"]
+
+
 def _plot_configs(rows, path):
     """The table as bars: ms per iteration of every peer, per config and thread count."""
     rows = [r for r in rows if "ms_per_iteration" in r]
     if not rows:
         return
     peers = sorted({p for r in rows for p in r["ms_per_iteration"]},
-                   key=["glomsim", "glom_pytorch", "reference"].index)  # fmt: skip
+                   key=_PEER_ORDER.index)  # fmt: skip
     fig, (ax,) = _figure(1, width=6.5, height=3.6)
     x = np.arange(len(rows))
     width = 0.8 / len(peers)
@@ -530,7 +551,11 @@ def main(argv=None):
                    "memory startup)")  # fmt: skip
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--contention", action="store_true", help="only the contention table "
+                   "(benchmarks/contention.py): default vs one thread, busy and torch first")  # fmt: skip
     args = p.parse_args(argv)
+    if args.contention:
+        return _contention_only(args)
     only = set(args.only or (["small", "local"] if args.quick else
                              list(CONFIGS) + ["ensemble", "scaling", "memory",
                                               "startup"]))  # fmt: skip
@@ -617,6 +642,22 @@ def main(argv=None):
             f"more than its second (max {r['first_minus_second_max_s']:.2f} s)"
         )
     _plot_configs(result["rows"], out / "configs.png")
+    (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
+    print(f"wrote {out / 'bench.json'}")
+    return result
+
+
+def _contention_only(args):
+    """``--contention``: the table of benchmarks/contention.py (``--only`` picks configs,
+    small and local by default), written to bench.json as ``contention``."""
+    sys.path.insert(0, str(HERE))
+    import contention
+
+    configs = tuple(args.only or ["small", "local"])
+    rows = contention.run_contention(configs, rounds=5 if args.quick else 2 * args.repeats - 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = dict(contention=rows)
     (out / "bench.json").write_text(json.dumps(result, indent=1, default=float))
     print(f"wrote {out / 'bench.json'}")
     return result

@@ -56,3 +56,66 @@ def test_scaling_sweeps_columns_dim_and_levels(tmp_path):
         128,
     ]
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def _benchmark_module(name):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_the_contention_table_compares_default_with_one_thread_and_stops_its_competitor():
+    import os
+
+    import pytest
+
+    contention = _benchmark_module("contention")
+    rows = contention.run_contention(("small",), rounds=1, loads=("busy",))
+    modes = {r["torch_first"] for r in rows}
+    assert modes == ({False, True} if importlib.util.find_spec("torch") else {False})
+    for r in rows:
+        assert r["config"] == "small" and r["load"] == "busy"
+        assert {"default", "one_thread"} <= set(r["ms_per_iteration"])
+        assert r["default_over_one_thread"] > 0
+        assert 1 <= min(r["default_threads_chosen"]) <= r["numba_threads"]
+    with pytest.raises(ProcessLookupError):  # the competitor was stopped
+        os.kill(contention.run_contention.competitor_pid, 0)
+    # and stopped when a case fails
+    with pytest.raises(subprocess.CalledProcessError):
+        contention.run_contention(("no_such_config",), rounds=1, loads=("busy",))
+    with pytest.raises(ProcessLookupError):
+        os.kill(contention.run_contention.competitor_pid, 0)
+
+
+def test_the_jax_peers_agree_with_glomsim_and_glom_pytorch():
+    import math
+
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("jax")
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("glom_pytorch")
+    bench = _benchmark_module("bench")
+    jax_peer = _benchmark_module("jax_peer")
+    for radius in (math.inf, 1.5):
+        model, cfg, w = bench._glom_pair(8, 3, 4, radius)
+        img = np.random.default_rng(3).standard_normal((3, 8, 8)).astype(np.float32)
+        fns = jax_peer.peers(model, cfg, w, img, 5, radius)  # checked against glomsim
+        assert set(fns) == ({"jax_dense"} if math.isinf(radius) else {"jax_dense", "jax_local"})
+        with torch.no_grad():
+            ref = model(torch.from_numpy(img)[None], iters=5)[0].numpy().transpose(1, 0, 2)
+        params = jax_peer.params_from_glom_pytorch(model)
+        for kind in ("dense", "local"):
+            out = np.asarray(jax_peer.make_forward(params, 4, 2, 5, radius, kind)(img))
+            assert out.shape == ref.shape
+            assert jax_peer.agreement(out, ref) < jax_peer.TOLERANCE
+        # a wrong weight is caught before any timing
+        model.init_levels.data += 1.0
+        with pytest.raises(AssertionError, match="disagrees with glomsim"):
+            jax_peer.peers(model, cfg, w, img, 5, radius)

@@ -171,3 +171,95 @@ def test_a_cold_progress_bar_restarts_its_clock_after_the_first_step(monkeypatch
         assert meter.bar.n == 2
     finally:
         meter.close()
+
+
+class _Counters:
+    """Fake core and process CPU counters for runtime._Load, advanced by hand."""
+
+    def __init__(self, ncpu=2):
+        self.now, self.busy, self.own, self.ncpu, self.reads = 0.0, 0.0, 0.0, ncpu, 0
+
+    def sample(self):
+        self.reads += 1
+        return self.busy, self.own, self.ncpu
+
+    def advance(self, seconds, others, own):
+        """``seconds`` pass with ``others`` cores busy elsewhere and ``own`` here."""
+        self.now += seconds
+        self.busy += seconds * (others + own)
+        self.own += seconds * own
+
+
+def test_the_load_counts_other_processes_not_this_one():
+    c = _Counters()
+    load = runtime._Load(sample=c.sample, clock=lambda: c.now)
+    load.others()  # the first reading: nothing to difference yet
+    c.advance(0.5, others=1.5, own=2.0)  # this process's own threads do not count
+    assert load.others() == (pytest.approx(1.5), 2)
+    reads = c.reads
+    c.advance(runtime.LOAD_WINDOW / 4, others=0.0, own=0.0)
+    assert load.others()[0] == pytest.approx(1.5)  # too soon: the last value, no reading
+    assert c.reads == reads
+    c.advance(1.0, others=0.2, own=1.0)  # the window runs from the last reading
+    assert load.others()[0] == pytest.approx(0.2 / (1 + runtime.LOAD_WINDOW / 4))
+
+
+def test_unreadable_counters_mean_no_adapting():
+    load = runtime._Load(sample=lambda: (None, 0.0, 2), clock=time.monotonic)
+    assert load.others() == (0.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("others", "ncpu", "threads", "expected"),
+    [(0.0, 2, 2, 2), (0.3, 2, 2, 2), (0.8, 2, 2, 1), (1.9, 2, 2, 1), (5.0, 2, 2, 1),
+     (1.0, 8, 8, 7), (0.0, 8, 4, 4), (3.0, 4, 1, 1)],
+)  # fmt: skip
+def test_usable_threads_leave_the_cores_others_hold(monkeypatch, others, ncpu, threads, expected):
+    monkeypatch.delenv("GLOMSIM_ADAPT_THREADS", raising=False)
+    monkeypatch.setattr(runtime._LOAD, "others", lambda: (others, ncpu))
+    assert runtime.usable_threads(threads) == expected
+    monkeypatch.setenv("GLOMSIM_ADAPT_THREADS", "0")
+    assert runtime.usable_threads(threads) == threads
+
+
+def test_a_run_steps_on_the_threads_left_and_restores_the_count(monkeypatch):
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba can run only one thread here")
+    monkeypatch.delenv("GLOMSIM_ADAPT_THREADS", raising=False)
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    seen = []
+    try:
+        for others in (1.5, 0.0):
+            monkeypatch.setattr(runtime._LOAD, "others", lambda o=others: (o, 2))
+            with runtime.stepping(10 * runtime.SERIAL_BELOW):
+                seen.append(numba.get_num_threads())
+            assert numba.get_num_threads() == 2
+        with runtime.stepping(runtime.SERIAL_BELOW / 10):  # tiny: one thread, load or not
+            seen.append(numba.get_num_threads())
+    finally:
+        numba.set_num_threads(before)
+    assert seen == [1, 2, 1]
+
+
+def test_busy_processes_on_every_core_leave_one_thread():
+    """The real counters: with a spinning process on each core, a reading over a window
+    finds them (their CPU time is not this process's) and leaves one thread."""
+    if runtime._cpu_busy_seconds(runtime._cpus()) is None:
+        pytest.skip("no /proc/stat here")
+    ncpu = len(runtime._cpus())
+    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 20: pass\n"
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(ncpu)]
+    try:
+        load = runtime._Load()
+        time.sleep(0.5)  # the spinners start
+        load.others()
+        time.sleep(0.6)
+        others, n = load.others()
+        assert n == ncpu and others > ncpu - 0.5
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -1,21 +1,34 @@
 """The one place that sets numba's options: nopython, nogil, caching, and the named
 fastmath flag sets that kernels choose from (fastmath is off unless a kernel names one).
 
-Caching is on when numba's cache folder is writable and ``GLOMSIM_NUMBA_CACHE`` is not
-``0``; a read-only install or a failed probe falls back to no cache instead of failing.
-OpenMP's waiting policy is not set here: :mod:`glomsim.runtime` sets it just before
-numba's threading layer first starts.
+Where numba's cache of glomsim's kernels lives (:data:`CACHE_DIR`; ``glomsim info`` shows
+it), first match wins:
+
+1. ``GLOMSIM_NUMBA_CACHE=0`` (or false/no/off): no cache.
+2. ``NUMBA_CACHE_DIR`` (or ``numba.config.CACHE_DIR`` set before glomsim's kernels are
+   first imported): numba's own setting, honoured.
+3. ``GLOMSIM_CACHE_DIR``: glomsim's kernels only.
+4. ``glomsim/_kernels/__pycache__`` beside the source, when it is writable.
+5. A per-user folder for read-only installs: ``$XDG_CACHE_HOME/glomsim/numba``, else
+   ``~/.cache/glomsim/numba``. ``glomsim warmup`` fills it once per user and machine.
+
+For 3 and 5, ``numba.config.CACHE_DIR`` is set only while each kernel is decorated (numba's
+locator reads it then, once) and restored after, so the user's own numba functions keep
+numba's defaults. A folder that cannot be written (the probe fails) means no cache rather
+than an error. OpenMP's waiting policy is not set here: :mod:`glomsim.runtime` sets it just
+before numba's threading layer first starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
 import numba
 
-__all__ = ["njit", "prange", "CACHE", "EXACT", "FMA", "REASSOC"]
+__all__ = ["njit", "prange", "CACHE", "CACHE_DIR", "user_cache_dir", "EXACT", "FMA", "REASSOC"]
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
 
@@ -28,21 +41,69 @@ FMA = frozenset({"contract"})
 REASSOC = frozenset({"reassoc", "contract"})
 
 
-def _cache_writable() -> bool:
-    if os.environ.get(_CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
-    target = Path(cache_dir) if cache_dir else Path(__file__).parent / "__pycache__"
+def _writable(folder: Path) -> bool:
+    """Whether numba can write its index files into ``folder`` (made if missing)."""
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".probe"):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
             pass
         return True
     except OSError:
         return False
 
 
-CACHE = _cache_writable()
+def user_cache_dir() -> Path:
+    """The per-user cache folder for read-only installs (``GLOMSIM_CACHE_DIR`` when set).
+
+    Examples
+    --------
+    >>> import os
+    >>> "GLOMSIM_CACHE_DIR" in os.environ or user_cache_dir().parts[-2:] == ("glomsim", "numba")
+    True
+    """
+    if own := os.environ.get("GLOMSIM_CACHE_DIR"):
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "glomsim" / "numba"
+
+
+def _locate() -> tuple[bool, Path | None, str | None]:
+    """(caching on, the folder, the ``numba.config.CACHE_DIR`` to set while decorating)."""
+    if os.environ.get(_CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False, None, None
+    if numba_own := numba.config.CACHE_DIR:  # NUMBA_CACHE_DIR, read by numba at import
+        folder = Path(numba_own).expanduser().resolve()
+        return _writable(folder), folder, None
+    if "GLOMSIM_CACHE_DIR" not in os.environ:
+        beside = Path(__file__).resolve().parent / "__pycache__"
+        if _writable(beside):
+            return True, beside, None
+    folder = user_cache_dir().resolve()
+    return _writable(folder), folder, str(folder)
+
+
+CACHE, CACHE_DIR, _SET_CACHE_DIR = _locate()
+
+
+@contextlib.contextmanager
+def _numba_cache_dir():
+    """``numba.config.CACHE_DIR`` pointed at glomsim's folder while a kernel is
+    decorated (when it is not numba's own choice), restored after."""
+    if not (CACHE and _SET_CACHE_DIR):
+        yield
+        return
+    before = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = _SET_CACHE_DIR
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = before
+
+
+def _decorate(decorator, fn):
+    with _numba_cache_dir():
+        return decorator(fn)
 
 
 def njit(*args, parallel=False, fastmath: frozenset = EXACT, **kwargs):
@@ -53,8 +114,9 @@ def njit(*args, parallel=False, fastmath: frozenset = EXACT, **kwargs):
     opts = dict(nogil=True, cache=CACHE, parallel=parallel, error_model="numpy")
     opts.update(kwargs, fastmath=set(fastmath))  # numba takes a set, not a frozenset
     if args and callable(args[0]):
-        return numba.njit(**opts)(args[0])
-    return numba.njit(*args, **opts)
+        return _decorate(numba.njit(**opts), args[0])
+    decorator = numba.njit(*args, **opts)
+    return lambda fn: _decorate(decorator, fn)
 
 
 prange = numba.prange

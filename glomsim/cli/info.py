@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 #: Optional or heavy packages whose versions ``glomsim info`` reports (None: not
 #: installed), by import name, with their distribution names: versions come from the
@@ -56,15 +54,13 @@ def package_version(module: str, dist: str) -> str | None:
 
 
 def cache_dir() -> str | None:
-    """The folder numba's cache of glomsim's kernels lives in (None: caching is off):
-    ``NUMBA_CACHE_DIR`` when set, else ``glomsim/_kernels/__pycache__``, as
-    :mod:`glomsim._kernels.jit` probes it."""
+    """The folder numba's cache of glomsim's kernels lives in (None: caching is off), as
+    :mod:`glomsim._kernels.jit` chose it: ``NUMBA_CACHE_DIR``, ``GLOMSIM_CACHE_DIR``,
+    ``glomsim/_kernels/__pycache__`` when writable, else the per-user folder
+    (``$XDG_CACHE_HOME/glomsim/numba`` or ``~/.cache/glomsim/numba``)."""
     from .._kernels import jit
 
-    if not jit.CACHE:
-        return None
-    env = os.environ.get("NUMBA_CACHE_DIR")
-    return str(Path(env).resolve() if env else Path(jit.__file__).resolve().parent / "__pycache__")
+    return str(jit.CACHE_DIR) if jit.CACHE else None
 
 
 def _versions() -> dict:
