@@ -198,9 +198,9 @@ class GlomWeights:
                 f"{expected[:12]}...; pass the weights the dataset was simulated with"
             )
 
-    def _compute_hash(self) -> str:
-        h = hashlib.sha256()
-        header = {
+    def _shape_header(self) -> dict:
+        """The sizes and flags that the content hash and the saved file's header share."""
+        return {
             "levels": self.levels,
             "dim": self.dim,
             "hidden": self.hidden,
@@ -208,7 +208,10 @@ class GlomWeights:
             "identity": self.identity,
             "patch_size": self.patch_size,
         }
-        h.update(json.dumps(header, sort_keys=True).encode())
+
+    def _compute_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self._shape_header(), sort_keys=True).encode())
         for name, a in sorted(self.arrays().items()):
             a = np.ascontiguousarray(a, dtype=np.float64)
             h.update(name.encode())
@@ -221,16 +224,7 @@ class GlomWeights:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
-        header = {
-            "levels": self.levels,
-            "dim": self.dim,
-            "hidden": self.hidden,
-            "n_columns": self.n_columns,
-            "identity": self.identity,
-            "patch_size": self.patch_size,
-            "meta": self.meta,
-            "format": "glomsim-weights-1",
-        }
+        header = {**self._shape_header(), "meta": self.meta, "format": "glomsim-weights-1"}
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, __header__=np.array(json.dumps(header)), **self.arrays())
         tmp.replace(path)

@@ -134,6 +134,22 @@ def _check_memory(args, cfg, weights):
         raise UsageError(str(exc)) from exc
 
 
+def _keep(ds, out, weights, args, seconds) -> int:
+    """Save a finished run with its weights, then print its summary (the result is kept
+    before anything is printed, so a closed pipe loses nothing)."""
+    from analysis import summarize
+
+    from ..dataset import save
+
+    save(ds, out, weights=weights, overwrite=args.overwrite)
+    summary = summarize(ds)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, out, seconds)
+    return 0
+
+
 def _print_summary(summary, path, seconds):
     print(f"wrote {path} ({summary['steps']} steps in {seconds:.1f} s)")
     keys = [
@@ -202,7 +218,6 @@ def _continued(args):
 
 def _continue(args, out):
     """``glomsim run --continue RUN``: the steps after RUN's last, saved to ``out``."""
-    from ..dataset import save
     from ..simulation import SimulationDiverged, simulate
 
     cfg, w, run = _continued(args)
@@ -218,20 +233,10 @@ def _continue(args, out):
         if not str(exc).startswith(("init:", "record_every", "summaries_only")):
             raise
         raise UsageError(f"--continue={args.continue_run}: {exc}") from exc
-    seconds = time.perf_counter() - t0
-    save(ds, out, weights=w, overwrite=args.overwrite)
-    from analysis import summarize
-
-    summary = summarize(ds)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary, out, seconds)
-    return 0
+    return _keep(ds, out, w, args, time.perf_counter() - t0)
 
 
 def cmd_run(args):
-    from ..dataset import save
     from ..simulation import SimulationDiverged, simulate
 
     if args.continue_run:
@@ -257,13 +262,4 @@ def cmd_run(args):
         )
     except SimulationDiverged as exc:
         raise UsageError(_save_partial(exc, out, w, args.overwrite)) from None
-    seconds = time.perf_counter() - t0
-    save(ds, out, weights=w, overwrite=args.overwrite)
-    from analysis import summarize
-
-    summary = summarize(ds)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_summary(summary, out, seconds)
-    return 0
+    return _keep(ds, out, w, args, time.perf_counter() - t0)
