@@ -7,16 +7,16 @@ its own process group) in a ``finally``.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import xarray as xr
 
 from glomsim.sweep import load_spec, run
+
+from .processes import kill_group, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,26 +43,6 @@ def embedded(tmp_path_factory):
     return data(ds)
 
 
-def _kill_group(proc):
-    """SIGKILL a process started with start_new_session and everything it started."""
-    if proc is None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_separate_scheduler_and_worker_give_the_embedded_result(embedded, tmp_path):
     from distributed import Client
 
@@ -75,8 +55,8 @@ def test_separate_scheduler_and_worker_give_the_embedded_result(embedded, tmp_pa
              "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
             stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        _wait_for(sched_file.exists, 60, "the scheduler file")
-        _wait_for(lambda: json.loads(sched_file.read_text() or "{}").get("address"), 10, "address")
+        wait_for(sched_file.exists, 60, "the scheduler file")
+        wait_for(lambda: json.loads(sched_file.read_text() or "{}").get("address"), 10, "address")
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         worker = subprocess.Popen(
@@ -96,8 +76,8 @@ def test_separate_scheduler_and_worker_give_the_embedded_result(embedded, tmp_pa
             xr.testing.assert_identical(data(again), embedded)
             assert client.status == "running"
     finally:
-        _kill_group(worker)
-        _kill_group(scheduler)
+        kill_group(worker)
+        kill_group(scheduler)
         for f in logs:
             f.close()
 
@@ -126,13 +106,13 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(embedded, tm
              "--workers", "1", "-q"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        _wait_for(lambda: (s := status()) is not None and (s == 1).sum() >= 2, 180, "2 done runs")
+        wait_for(lambda: (s := status()) is not None and (s == 1).sum() >= 2, 180, "2 done runs")
     finally:
         # the driver, its nanny and its worker process: all in the group of the driver
-        _kill_group(proc)
+        kill_group(proc)
         log.close()
     # the group's processes are gone, so nothing writes any more
-    _wait_for(lambda: _group_gone(proc.pid), 10, "the killed processes to exit")
+    wait_for(lambda: _group_gone(proc.pid), 10, "the killed processes to exit")
 
     before = status()
     n_done = int((before == 1).sum())

@@ -24,6 +24,8 @@ from glomsim.sweep import _lock as lock
 from glomsim.sweep import _memory as memory
 from glomsim.sweep import execute, load_spec, open_sweep, run
 
+from .processes import session_processes, wait_for
+
 #: 8 runs of a few milliseconds each (in-process tests).
 SPEC = {
     "sweep": {"name": "faults", "seeds": 2},
@@ -57,29 +59,7 @@ def reference(tmp_path_factory):
 @pytest.fixture
 def procs():
     """Start processes in their own sessions; all are killed (by group) at the end."""
-    started = []
-
-    def start(args, **kw):
-        p = subprocess.Popen(args, start_new_session=True, **kw)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    yield from session_processes()
 
 
 def _sweep_cmd(spec_path, store, *extra):
@@ -174,7 +154,7 @@ def test_two_sweeps_on_one_store_one_refuses_and_the_other_completes(tmp_path, p
     spec_path.write_text(load_spec(SLOW).to_toml())
     store = tmp_path / "shared.zarr"
     first = procs(_sweep_cmd(spec_path, store, "--sync"), stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: os.path.exists(lock.lock_path(str(store))), 60, "the first sweep's lock")
+    wait_for(lambda: os.path.exists(lock.lock_path(str(store))), 60, "the first sweep's lock")
     second = subprocess.run(
         _sweep_cmd(spec_path, store, "--sync"), capture_output=True, text=True, timeout=120
     )
@@ -198,7 +178,7 @@ def test_a_killed_writer_leaves_no_lock_that_blocks(tmp_path, procs):
     spec_path.write_text(load_spec(SLOW).to_toml())
     store = tmp_path / "killed.zarr"
     p = procs(_sweep_cmd(spec_path, store, "--sync"))
-    _wait_for(lambda: (s := _status(store)) is not None and (s == 1).sum() >= 1, 120, "a run")
+    wait_for(lambda: (s := _status(store)) is not None and (s == 1).sum() >= 1, 120, "a run")
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=30)
     assert os.path.exists(lock.lock_path(str(store)))  # left behind, but not held

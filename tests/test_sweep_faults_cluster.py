@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -22,6 +21,8 @@ import xarray as xr
 import zarr
 
 from glomsim.sweep import load_spec, open_sweep, run
+
+from .processes import kill_group, session_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,33 +49,7 @@ def reference(tmp_path_factory):
 
 @pytest.fixture
 def procs():
-    started = []
-
-    def start(args, **kw):
-        p = subprocess.Popen(args, start_new_session=True, **kw)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        _kill_group(p)
-
-
-def _kill_group(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait(timeout=30)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    yield from session_processes()
 
 
 def _done(store) -> int:
@@ -106,15 +81,15 @@ def test_a_worker_killed_mid_sweep_and_a_new_one_finish_every_run(reference, tmp
         procs([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        _wait_for(lambda: sched_file.exists() and sched_file.read_text(), 60, "the scheduler")
-        _wait_for(lambda: json.loads(sched_file.read_text()).get("address"), 10, "its address")
+        wait_for(lambda: sched_file.exists() and sched_file.read_text(), 60, "the scheduler")
+        wait_for(lambda: json.loads(sched_file.read_text()).get("address"), 10, "its address")
         address = json.loads(sched_file.read_text())["address"]
         worker = procs(_worker_cmd(sched_file), stdout=log, stderr=subprocess.STDOUT)
         store = tmp_path / "lost.zarr"
         driver = procs(_sweep_cmd(tmp_path, store, "--scheduler", address),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        _wait_for(lambda: _done(store) >= 2, 180, "2 done runs")
-        _kill_group(worker)
+        wait_for(lambda: _done(store) >= 2, 180, "2 done runs")
+        kill_group(worker)
         killed_at = _done(store)
         assert killed_at < 12, "killed too late to test anything"
         procs(_worker_cmd(sched_file), stdout=log, stderr=subprocess.STDOUT)
@@ -149,7 +124,7 @@ def test_the_embedded_clusters_killed_worker_loses_no_run(reference, tmp_path, p
     store = tmp_path / "embedded.zarr"
     driver = procs(_sweep_cmd(tmp_path, store, "--workers", "1"),
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    _wait_for(lambda: _done(store) >= 2, 180, "2 done runs")
+    wait_for(lambda: _done(store) >= 2, 180, "2 done runs")
     workers = [pid for pid, cmd in _children(driver.pid) if "spawn_main" in cmd]
     assert len(workers) == 1, _children(driver.pid)
     os.kill(workers[0], signal.SIGKILL)
