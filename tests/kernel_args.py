@@ -20,10 +20,11 @@ def net(cfg, weights, x, prefix, level):
     return y + b2
 
 
-def attend(cfg, x, level=0):
+def attend(cfg, x, level=0, step=1):
     """Level ``level``'s attention contribution of the state ``x`` (N, D) by the
-    primitives: the norms, then each row over its CSR neighbours or the dense block."""
-    t = attention_tables(cfg)
+    primitives, with the tables of the step ``step`` computes (sampled levels draw their
+    lists for it): the norms, then each row over its CSR neighbours or the dense block."""
+    t = attention_tables(cfg, step=step)
     maths = maths_of(x.dtype)
     n = x.shape[0]
     kernel, excl, p = t.kernels[level], t.self_excl[level], t.params[level]

@@ -10,33 +10,17 @@ import pytest
 
 import glomsim as gs
 from glomsim import reference
-from glomsim._engine.tables import maths_of
 from glomsim._kernels import ids
-from glomsim._kernels.attention import dense_block, key_rows, local_row
 
-from .test_sampled_step import rel, tables_at
+from . import kernel_args
+from .test_sampled_step import rel
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 
 
 def attend(cfg, x, level=0, t=1):
     """Level ``level``'s attention by the primitives, with the tables of step t."""
-    tab = tables_at(cfg, t)
-    maths = maths_of(x.dtype)
-    n = x.shape[0]
-    kernel, excl, p = tab.kernels[level], tab.self_excl[level], tab.params[level]
-    norms, sqnorms, inv_norms = (np.empty(n, x.dtype) for _ in range(3))
-    key_rows(x, 0, n, kernel == ids.GLOM_PYTORCH, p[ids.TINY], norms, sqnorms, inv_norms)
-    out = np.empty_like(x)
-    if tab.dense[level]:
-        scores = np.empty((n, n), x.dtype)
-        dense_block(x, 0, kernel, excl, p, norms, sqnorms, inv_norms, out, maths.fast,
-                    maths.poly, scores)  # fmt: skip
-    else:
-        scores = np.empty(tab.max_k, x.dtype)
-        for i in range(n):
-            local_row(x, i, tab.indptr[level], tab.indices, kernel, excl, p, norms, scores, out[i])
-    return out
+    return kernel_args.attend(cfg, x, level, step=t)
 
 
 def test_fields_are_checked_and_round_trip():

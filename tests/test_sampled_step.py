@@ -28,14 +28,12 @@ from glomsim._kernels.args import StepTasks
 from glomsim._kernels.step import step_all
 from glomsim.config import ACTIVATIONS, KERNELS
 from glomsim.neighbours import (
-    attention_csr,
     grid_positions,
     neighbour_csr,
     sampled_csr,
     sampling_attrs,
     within_radius,
 )
-from glomsim.reference import bounded_tolerance
 
 TOL = {"float64": 1e-10, "float32": 1e-4}
 
@@ -46,31 +44,9 @@ def rel(a, b):
 
 
 def tables_at(cfg, t):
-    """The attention tables of step t: the contrastive parameters in each row, and each
-    sampled level's own lists (on the local path)."""
-    tables = attention_tables(cfg)
-    positions = cfg.position_array()
-    params, dense = tables.params.copy(), tables.dense.copy()
-    indptr_all = np.zeros_like(tables.indptr)
-    chunks, offset, max_k = [], 0, 1
-    for level in range(cfg.levels):
-        att = cfg.attention_at(level)
-        bound = (att.epsilon or 0.0) * (1.0 + bounded_tolerance(cfg.np_dtype))
-        params[level] = ids.level_params(cfg.np_dtype, cfg.dim, att.beta, bound,
-                                         reference.GLOM_PYTORCH_SELF_SCORE,
-                                         threshold=att.threshold, repulsion=att.repulsion)  # fmt: skip
-        dense[level] = dense[level] and att.sample is None
-        if dense[level]:
-            indptr_all[level] = offset
-            continue
-        indptr, indices = attention_csr(positions, att, seed=cfg.seed, step=t, level=level)
-        indptr_all[level] = indptr + offset
-        chunks.append(indices)
-        offset += len(indices)
-        max_k = max(max_k, int(np.diff(indptr).max(initial=0)))
-    indices = np.concatenate(chunks) if chunks else np.zeros(1, dtype=np.int64)
-    return tables._replace(params=params, dense=dense, indptr=indptr_all, indices=indices,
-                           max_k=max_k)  # fmt: skip
+    """The attention tables of step t (the engine's builder): the contrastive parameters
+    in each row, and each sampled level's own lists (on the local path)."""
+    return attention_tables(cfg, step=t)
 
 
 def fused_step(cfg, w, prev, delayed, inputs, t):
