@@ -83,12 +83,8 @@ def test_activation_derivatives_are_exact(activation):
     assert _relative_error(ACTIVATION_GRADS[activation](z), fd) < 1e-8
 
 
-@pytest.mark.parametrize("acts", [("relu", "sin"), ("sin", "gelu")])
-def test_gradients_match_central_differences_for_every_activation(acts):
-    """The whole loss of the nets with other activations, every array checked."""
-    params, batch = _gradcheck_setup()
-    kw = dict(margin=-0.5, activations=acts)
-    total, _, grads = loss_and_grads(params, batch, **kw)
+def _check_against_central_differences(params, batch, grads, kw, who):
+    """Every trained array's gradient against central differences of the whole loss."""
     h = 1e-6
     for name in TRAINED:
         p = params[name]
@@ -101,9 +97,18 @@ def test_gradients_match_central_differences_for_every_activation(acts):
             down = loss_and_grads(params, batch, **kw)[0]
             p[idx] = old
             fd[idx] = (up - down) / (2 * h)
-        assert np.abs(grads[name]).max() > 0, f"{acts}: no gradient reaches {name}"
+        assert np.abs(grads[name]).max() > 0, f"{who}: no gradient reaches {name}"
         err = _relative_error(grads[name], fd)
-        assert err < 1e-5, f"{acts}: gradient of {name} off by {err:.2e}"
+        assert err < 1e-5, f"{who}: gradient of {name} off by {err:.2e}"
+
+
+@pytest.mark.parametrize("acts", [("relu", "sin"), ("sin", "gelu")])
+def test_gradients_match_central_differences_for_every_activation(acts):
+    """The whole loss of the nets with other activations, every array checked."""
+    params, batch = _gradcheck_setup()
+    kw = dict(margin=-0.5, activations=acts)
+    total, _, grads = loss_and_grads(params, batch, **kw)
+    _check_against_central_differences(params, batch, grads, kw, acts)
     # the activation matters: GELU nets give another loss
     assert total != loss_and_grads(params, batch, margin=-0.5)[0]
 
@@ -115,21 +120,7 @@ def test_gradients_match_central_differences(term):
     kw = {w: 0.0 for w in TERM_WEIGHT.values()} | {TERM_WEIGHT[term]: 1.0, "margin": -0.5}
     total, parts, grads = loss_and_grads(params, batch, **kw)
     assert np.isfinite(total) and total > 0
-    h = 1e-6
-    for name in TRAINED:
-        p = params[name]
-        fd = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + h
-            up = loss_and_grads(params, batch, **kw)[0]
-            p[idx] = old - h
-            down = loss_and_grads(params, batch, **kw)[0]
-            p[idx] = old
-            fd[idx] = (up - down) / (2 * h)
-        assert np.abs(grads[name]).max() > 0, f"{term}: no gradient reaches {name}"
-        err = _relative_error(grads[name], fd)
-        assert err < 1e-5, f"{term}: gradient of {name} off by {err:.2e}"
+    _check_against_central_differences(params, batch, grads, kw, term)
 
 
 def test_parts_sum_to_total_and_absent_terms_are_nan():
