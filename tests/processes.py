@@ -42,3 +42,28 @@ def session_processes():
     yield start
     for p in started:
         kill_group(p)
+
+
+def group_gone(pgid) -> bool:
+    """Whether no live process is left in the process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    # orphaned zombies still count as members until they are reaped; they cannot write
+    return _only_zombies(pgid)
+
+
+def _only_zombies(pgid) -> bool:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            return False
+    return True

@@ -13,8 +13,8 @@ import xarray as xr
 from glomsim.sweep import critical, load_spec, run
 from glomsim.sweep.refine import _rounds
 
+from .processes import group_gone, kill_group, wait_for
 from .test_refine import N_AGENTS, SPACING, hk_spec
-from .test_sweep_cluster import _group_gone, _kill_group, _wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,11 @@ def test_sigkill_mid_refinement_then_resume_gives_the_same_answer(tmp_path):
              "--workers", "1", "-q"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        _wait_for(lambda: len(_rounds(store)) >= 2, 240, "the second refinement round")
+        wait_for(lambda: len(_rounds(store)) >= 2, 240, "the second refinement round")
     finally:
-        _kill_group(proc)
+        kill_group(proc)
         log.close()
-    _wait_for(lambda: _group_gone(proc.pid), 10, "the killed processes to exit")
+    wait_for(lambda: group_gone(proc.pid), 10, "the killed processes to exit")
     killed_at = len(_rounds(store))
     assert 2 <= killed_at < n_rounds, f"killed too late to test anything: round {killed_at}"
     before = sum(

@@ -6,7 +6,6 @@ its own process group) in a ``finally``.
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ import xarray as xr
 
 from glomsim.sweep import load_spec, run
 
-from .processes import kill_group, wait_for
+from .processes import group_gone, kill_group, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +111,7 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(embedded, tm
         kill_group(proc)
         log.close()
     # the group's processes are gone, so nothing writes any more
-    wait_for(lambda: _group_gone(proc.pid), 10, "the killed processes to exit")
+    wait_for(lambda: group_gone(proc.pid), 10, "the killed processes to exit")
 
     before = status()
     n_done = int((before == 1).sum())
@@ -125,27 +124,3 @@ def test_sigkill_mid_sweep_then_resume_loses_and_duplicates_nothing(embedded, tm
     assert (resumed.status == 1).all() and (resumed.error == "").all()
     assert not list(store.rglob("*.partial"))
     xr.testing.assert_identical(data(resumed), embedded)
-
-
-def _group_gone(pgid) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    # orphaned zombies still count as members until they are reaped; they cannot write
-    return _only_zombies(pgid)
-
-
-def _only_zombies(pgid) -> bool:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            return False
-    return True
