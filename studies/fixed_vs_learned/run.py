@@ -1,9 +1,15 @@
-"""Fixed random nets against learned nets: do islands match the truth of held-out scenes?
+"""Fixed random nets, identity nets and learned nets: whose islands match held-out scenes?
 
-Trains the column's nets with :func:`glomsim.train.train` on a few synthetic scenes, then
-simulates scenes never trained on with the random weights and with the learned ones (same
-config), finds islands at the settled state and scores them against the scenes' ground
-truth with the adjusted Rand index, per level.
+Trains the column's nets with :func:`glomsim.train.train` on a few synthetic scenes,
+starting from random weights, then simulates scenes never trained on with the random
+weights, the identity nets (``glomsim.identity_weights``) and the learned ones, all on one
+config. At the last step it scores the islands against the scenes' ground truth per
+level: the ARI on every column and on the objects' columns only, with the trivial
+baselines beside; the parse tree against the true parents
+(:func:`analysis.hierarchy.parse_truth`); and whether each run settled
+(:func:`analysis.convergence`). Intervals: 95% percentile bootstrap over held-out scenes x
+weight seeds (the two resampled independently); differences are paired by scene (and by
+weight seed where both sides have it).
 
 Run: python studies/fixed_vs_learned/run.py [--quick]
 """
@@ -18,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _measure as mt  # noqa: E402
+import _plots  # noqa: E402
 
 
 def make_weights(study, cfg, train_scenes):
@@ -29,6 +38,9 @@ def make_weights(study, cfg, train_scenes):
     weights, histories, seconds = {}, {}, {}
     for arm in study.params["arms"]:
         for seed in arm["seeds"]:
+            if arm["kind"] == "identity":
+                weights[arm["name"], seed] = gs.identity_weights(cfg)
+                continue
             start = gs.random_weights(cfg, seed)
             if arm["kind"] == "random":
                 weights[arm["name"], seed] = start
@@ -55,226 +67,158 @@ def _slug(name):
     return "".join(c if c.isalnum() else "_" for c in name).strip("_").replace("__", "_")
 
 
-def evaluate(study, cfg, weights, held_out):
-    """Measurements (weights, scene, threshold, time, level) of the islands of every
-    held-out simulation, and the simulations of scene 0 (for the maps).
-
-    ``ari``: adjusted Rand index against the truth. ``ari_foreground``: the same with the
-    background's columns left out (label -1), since the background covers half the grid
-    and ARI forgives splitting an object when one big island is right. ``count``: islands.
-    """
-    import xarray as xr
-
-    import analysis as an
-    import glomsim as gs
-
-    isl = study.params["islands"]
-    thresholds = [isl["threshold"], *isl.get("also_thresholds", [])]
-    keys = list(weights)
-    first = {}
-    out = None
-    for k, key in enumerate(keys):
-        for s, scene in enumerate(held_out):
-            ds = gs.simulate(cfg, weights[key], inputs=scene, record_every=isl["record_every"])
-            if s == 0:
-                first[key] = ds
-            # level 2's truth is the object, 0 = background
-            foreground = ds.assign(label=ds.label.where(ds.label.sel(level=2) > 0, -1))
-            for j, thr in enumerate(thresholds):
-                found = an.islands(
-                    ds, threshold=thr, connectivity=isl["connectivity"], radius=isl["radius"]
-                )
-                values = {
-                    "ari": an.agreement(ds, islands=found).ari,
-                    "ari_foreground": an.agreement(foreground, islands=found).ari,
-                    "count": found["count"],
-                }
-                if out is None:
-                    times = found["time"].values
-                    shape = (len(keys), len(held_out), len(thresholds), len(times), cfg.levels)
-                    out = {name: np.full(shape, np.nan) for name in values}
-                for name, v in values.items():
-                    out[name][k, s, j] = v.transpose("time", "level").values
-    dims = ("weights", "scene", "threshold", "time", "level")
-    res = xr.Dataset(
-        {name: (dims, v) for name, v in out.items()},
-        coords={
-            "weights": [f"{arm} / seed {seed}" for arm, seed in keys],
-            "arm": ("weights", [arm for arm, _ in keys]),
-            "seed": ("weights", [seed for _, seed in keys]),
-            "scene": np.arange(len(held_out)),
-            "threshold": thresholds,
-            "time": times,
-            "level": np.arange(cfg.levels),
-        },
-    )
-    res["true_count"] = (
-        ("scene", "level"),
-        np.array([[len(np.unique(lab)) for lab in sc.labels] for sc in held_out]),
-    )
-    attrs = {
-        "ari": ("adjusted Rand index", "islands against ground truth"),
-        "ari_foreground": (
-            "adjusted Rand index, objects only",
-            "islands against ground truth on the columns of the objects (background left out)",
-        ),
-        "count": ("number of islands", "islands found"),
-        "true_count": ("number of true labels", "distinct ground-truth labels per level"),
-    }
-    for name, (long_name, text) in attrs.items():
-        res[name].attrs.update(long_name=long_name, units="1", description=text)
-    res.attrs.update(
-        title="fixed vs learned weights: agreement of islands with held-out ground truth",
-        glomsim_config=cfg.to_json(),
-    )
-    return res, first
-
-
 def _level_name(level):
     from glomsim.scenes import LEVEL_NAMES
 
     return f"{int(level)} ({LEVEL_NAMES[min(int(level), len(LEVEL_NAMES) - 1)]})"
 
 
-def summarise(study, res):
-    """Tables of the last step (mean ± sd over held-out scenes and weight seeds), and the
-    paired differences learned - random (same seed, same scene) of the ARI."""
-    arms = [a["name"] for a in study.params["arms"]]
-    final = res.isel(time=-1)
-    main = study.params["islands"]["threshold"]
-    tables = {}
-    for var, thresholds in (
-        ("ari", list(res.threshold.values)),
-        ("ari_foreground", [main]),
-        ("count", [main]),
-    ):
-        for thr in thresholds:
-            rows = []
+def _pair_name(level):
+    from glomsim.scenes import LEVEL_NAMES
+
+    lo, hi = (LEVEL_NAMES[min(int(v), len(LEVEL_NAMES) - 1)] for v in (level, level + 1))
+    return f"{int(level)}-{int(level) + 1} ({lo} in {hi})"
+
+
+def _fmt(stats, digits=3):
+    mean, lo, hi = stats
+    if not np.isfinite(mean):
+        return "nan"
+    if not np.isfinite(lo):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+class Summary:
+    """Tables of the last step: per weight set mean [95% interval], baselines beside."""
+
+    def __init__(self, study, res):
+        self.study, self.res = study, res
+        iv = study.params["intervals"]
+        self.boot = (int(iv["resamples"]), int(iv["seed"]), float(iv["confidence"]))
+        self.arms = [a["name"] for a in study.params["arms"]]
+        self.main = study.params["islands"]["threshold"]
+
+    def stats(self, values):
+        return mt.bootstrap(values, *self.boot)
+
+    def scores(self, var, threshold, baselines=False, pairs=False, digits=3):
+        res, rows = self.res, []
+        levels = res.level.values[:-1] if pairs else res.level.values
+        for level in levels:
+            row = {
+                "level" if not pairs else "levels": (_pair_name if pairs else _level_name)(level)
+            }
+            if var == "count":
+                row["truth"] = f"{res.true_count.sel(level=level).mean().item():.1f}"
+            for arm in self.arms:
+                vals = mt.arm_values(res, var, arm, threshold, level)
+                row[arm] = _fmt(self.stats(vals), digits)
+            if baselines:  # the trivial partitions' scores, mean over the scenes
+                base = res[f"base_{var}"]
+                for b in base[f"base_{var}_baseline"].values:
+                    v = base.sel({f"base_{var}_baseline": b, "level": level}).values
+                    row[f"baseline: {b}"] = _fmt((float(np.mean(v)), np.nan, np.nan), digits)
+            rows.append(row)
+        return rows
+
+    def differences(self, var, pairs=False):
+        """Rows of paired differences (learned - identity, learned - random, identity -
+        random) with intervals and counts of runs better / equal / worse."""
+        res, rows = self.res, []
+        kinds = {a["name"]: a["kind"] for a in self.study.params["arms"]}
+        identity = [a for a in self.arms if kinds[a] == "identity"]
+        random = [a for a in self.arms if kinds[a] == "random"]
+        learned = [a for a in self.arms if kinds[a] == "learned"]
+        comparisons = [(a, b) for a in learned for b in identity + random]
+        comparisons += [(a, b) for a in identity for b in random]
+        levels = res.level.values[:-1] if pairs else res.level.values
+        for arm, other in comparisons:
+            for level in levels:
+                d = mt.paired(res, var, arm, other, self.main, level)
+                rows.append({
+                    "difference": f"{arm} - {other}",
+                    "level": (_pair_name if pairs else _level_name)(level),
+                    "mean [95% CI]": _fmt(self.stats(d)),
+                    "better": int((d > 1e-9).sum()),
+                    "equal": int((np.abs(d) <= 1e-9).sum()),
+                    "worse": int((d < -1e-9).sum()),
+                })  # fmt: skip
+        return rows
+
+    def settling(self):
+        """Share of runs whose level settled (analysis.convergence) by the last step."""
+        res, rows = self.res, []
+        steps = int(res.time.values[-1])
+        for arm in self.arms:
+            st = res.settled_step.where(res.arm == arm, drop=True)  # (weights, scene, level)
+            ok = st.values >= 0
+            row = {"weights": arm, "runs": int(ok.shape[0] * ok.shape[1])}
             for level in res.level.values:
-                row = {"level": _level_name(level)}
-                if var == "count":
-                    row["truth"] = f"{res.true_count.sel(level=level).mean().item():.1f}"
-                for arm in arms:
-                    v = final[var].sel(threshold=thr, level=level).where(res.arm == arm, drop=True)
-                    fmt = ".1f" if var == "count" else ".3f"
-                    row[arm] = f"{np.mean(v.values):{fmt}} ± {np.std(v.values):{fmt}}"
-                rows.append(row)
-            tables[f"{var} @ {float(thr)}"] = rows
-
-    paired = []
-    ari = final.ari.sel(threshold=main)
-    rand = ari.where(res.arm == "random", drop=True)
-    by_seed = {
-        int(s): rand.sel(weights=w)
-        for w, s in zip(rand.weights.values, rand.seed.values, strict=True)
-    }
-    for arm in arms[1:]:
-        sub = ari.where(res.arm == arm, drop=True)
-        diffs = np.stack(
-            [
-                sub.sel(weights=w).values - by_seed[int(s)].values
-                for w, s in zip(sub.weights.values, sub.seed.values, strict=True)
-            ]
-        )  # (seed, scene, level)
-        d = diffs.reshape(-1, diffs.shape[-1])
-        for level in range(d.shape[1]):
-            paired.append(
-                {
-                    "arm": arm,
-                    "level": _level_name(level),
-                    "mean difference": float(d[:, level].mean()),
-                    "better": int((d[:, level] > 1e-9).sum()),
-                    "equal": int((np.abs(d[:, level]) <= 1e-9).sum()),
-                    "worse": int((d[:, level] < -1e-9).sum()),
-                }
+                row[f"level {int(level)}"] = f"{ok[:, :, level].mean():.2f}"
+            row["all levels"] = f"{ok.all(axis=2).mean():.2f}"
+            done = st.values[ok]
+            row["settling step (settled runs)"] = (
+                f"{np.median(done):.0f} (median), max {int(done.max())}" if done.size else "-"
             )
-    return tables, paired
+            row["of steps"] = steps
+            rows.append(row)
+        return rows
 
 
-def plot_ari(study, res):
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+def report_blocks(study, res, full=True):
+    """The printed tables of one evaluation (``full``: also the sensitivity to the
+    threshold and the parse score on every column)."""
+    sm = Summary(study, res)
+    main, sc = sm.main, study.params["scenes"]
+    n_seeds = {a["name"]: len(a["seeds"]) for a in study.params["arms"]}
+    seeds = ", ".join(f"{arm} {n}" for arm, n in n_seeds.items())
+    steps = int(res.time.values[-1])
+    head = (f"step {steps} (the last), mean [95% bootstrap interval] over {sc['held_out']} "
+            f"held-out scenes x weight seeds ({seeds})")  # fmt: skip
+    text = [f"===== {steps} steps =====", ""]
 
-    from glomsim.scenes import LEVEL_NAMES
+    def block(title, rows):
+        text.extend([title, _common.table(rows), ""])
 
-    thr = study.params["islands"]["threshold"]
-    arms = [a["name"] for a in study.params["arms"]]
-    palette = ["0.45", "tab:blue", "tab:orange", "tab:green", "tab:red"]
-    colours = {arm: palette[i % len(palette)] for i, arm in enumerate(arms)}
-    levels = res.level.values
-    fig = Figure(figsize=(2.3 * len(levels) + 0.4, 2.6), layout="constrained")
-    axes = fig.subplots(1, len(levels), sharey=True)
-    t = res.time.values
-    for ax, level in zip(axes, levels, strict=True):
-        for arm in arms:
-            a = res.ari.sel(threshold=thr, level=level).where(res.arm == arm, drop=True)
-            a = a.values.reshape(-1, len(t))
-            m, s = a.mean(0), a.std(0)
-            ax.plot(t, m, color=colours[arm], lw=1.5, label=arm)
-            ax.fill_between(t, m - s, m + s, color=colours[arm], alpha=0.15, lw=0)
-            fg = res.ari_foreground.sel(threshold=thr, level=level).where(res.arm == arm, drop=True)
-            ax.plot(t, fg.values.reshape(-1, len(t)).mean(0), color=colours[arm], lw=1, ls="--")
-        name = LEVEL_NAMES[min(int(level), len(LEVEL_NAMES) - 1)]
-        ax.set(title=f"level {int(level)} ({name})", xlabel="step", ylim=(-0.05, 1.05))
-    axes[0].set_ylabel("ARI vs truth")
-    # the line styles and the band explained beside the arms' colours
-    handles, _ = axes[0].get_legend_handles_labels()
-    handles += [
-        Line2D([], [], color="0.3", lw=1.5, label="all columns: mean"),
-        Patch(color="0.3", alpha=0.15, lw=0, label="all columns: ± sd"),
-        Line2D([], [], color="0.3", lw=1, ls="--", label="objects' columns only: mean"),
-    ]
-    # on the last level's panel, whose lines sit at ARI 1 and leave its lower part empty
-    axes[-1].legend(handles=handles, fontsize=6, loc="lower center")
-    fig.suptitle(
-        f"held-out scenes: ARI of islands (cosine >= {thr}) against the truth, mean ± sd; "
-        "dashed: objects' columns only",
-        fontsize=9,
-    )
-    return study.save_figure(fig, "ari.png")
+    block(f"ARI of islands (cosine >= {main}) against the truth, every column; {head}; "
+          "baselines: the trivial partitions (mean over scenes)",
+          sm.scores("ari", main, baselines=True))  # fmt: skip
+    block(f"ARI on the objects' columns only (background left out), cosine >= {main}; {head}",
+          sm.scores("ari_objects", main, baselines=True))  # fmt: skip
+    block(f"parse tree against the true parents (parse_truth parent_score), objects' "
+          f"columns only, cosine >= {main}; {head}",
+          sm.scores("parent_objects", main, baselines=True, pairs=True))  # fmt: skip
+    if full:
+        block(f"parse tree against the true parents, every column, cosine >= {main}; {head}",
+              sm.scores("parent", main, baselines=True, pairs=True))  # fmt: skip
+    block(f"number of islands, cosine >= {main}; {head}", sm.scores("count", main, digits=1))
+    for thr in res.threshold.values[1:] if full else []:
+        block(f"sensitivity: ARI every column, cosine >= {float(thr)}; {head}",
+              sm.scores("ari", float(thr)))  # fmt: skip
+        block(f"sensitivity: ARI objects only, cosine >= {float(thr)}; {head}",
+              sm.scores("ari_objects", float(thr)))  # fmt: skip
+    paired = f"step {steps}, paired by scene, and by weight seed where both sides have one"
+    block(f"paired differences, ARI every column ({paired}); 95% bootstrap interval",
+          sm.differences("ari"))  # fmt: skip
+    block(f"paired differences, ARI objects only ({paired})", sm.differences("ari_objects"))
+    block(f"paired differences, parse tree against true parents, objects only ({paired})",
+          sm.differences("parent_objects", pairs=True))  # fmt: skip
+    block(f"settling (analysis.convergence, default rtol 1e-4 for float32, from the per-step "
+          f"change): share of runs whose level settled within {steps} steps", sm.settling())  # fmt: skip
+    return text, sm
 
 
-def plot_islands(study, cfg, first, held_out):
-    """One row per level: held-out scene 0's truth, then the islands of each arm's first
-    weight seed at the last step, judged against that truth."""
-    from matplotlib.figure import Figure
-
-    import analysis as an
-    from analysis._maps import wrap_title
-    from glomsim.scenes import LEVEL_NAMES
-
-    isl = study.params["islands"]
-    runs = []
-    for key, ds in first.items():
-        if key[1] != min(k[1] for k in first if k[0] == key[0]):
-            continue
-        found = an.islands(
-            ds.isel(time=[-1]),
-            threshold=isl["threshold"],
-            connectivity=isl["connectivity"],
-            radius=isl["radius"],
-        )
-        runs.append((key[0], f"seed {key[1]}", found["labels"].values[0]))
-    truth = held_out[0].labels
-    L = cfg.levels
-    width = 1.85 * (len(runs) + 1) + 0.3
-    fig = Figure(figsize=(width, 1.95 * L + 0.5), layout="constrained")
-    axes = fig.subplots(L, len(runs) + 1, squeeze=False)
-    for level in range(L):
-        _common.truth_panel(axes[level, 0], cfg.grid, truth[level])
-        # the arm's name heads its column (first row only): the panels are narrow
-        titles = [f"{arm}\n{seed}" if level == 0 else seed for arm, seed, _ in runs]
-        panels = [(t, lab[level]) for t, (_, _, lab) in zip(titles, runs, strict=True)]
-        _common.island_panels(axes[level, 1:], cfg.grid, truth[level], panels)
-        lv = LEVEL_NAMES[min(level, len(LEVEL_NAMES) - 1)]
-        axes[level, 0].set_ylabel(f"level {level} ({lv})", fontsize=8)
-    title = (
-        f"fixed_vs_learned: held-out scene 0 at the last step, islands at cosine >= "
-        f"{isl['threshold']}; ARI = agreement with the ground truth"
-    )
-    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
-    return study.save_figure(fig, "islands.png")
+def report(study, res, long_res, seconds):
+    """The printed report: every number the README quotes."""
+    text, sm = report_blocks(study, res)
+    more, _ = report_blocks(study, long_res, full=False)
+    text += more
+    if seconds:
+        t = np.array(list(seconds.values()))
+        text.append(f"training: {len(t)} runs, {t.min():.1f}-{t.max():.1f} s each "
+                    f"(total {t.sum():.0f} s)")  # fmt: skip
+    return "\n".join(text), sm
 
 
 def main():
@@ -290,49 +234,40 @@ def main():
     held_out = make_training_scenes(cfg, sc["held_out"], sc["held_out_seed"], **scene_kw)
 
     weights, histories, seconds = make_weights(study, cfg, train_scenes)
-    res, first = evaluate(study, cfg, weights, held_out)
+    t0 = time.perf_counter()
+    isl = study.params["islands"]
+    res, first = mt.evaluate(cfg, weights, held_out, isl)
+    # the same weights run until they settle: only the first and last states recorded
+    # (convergence still reads every step's change)
+    long_steps = int(study.params["settling"]["steps"])
+    long_res, _ = mt.evaluate(study.config(steps=long_steps), weights, held_out,
+                              dict(isl, record_every=long_steps))  # fmt: skip
+    print(f"evaluated {len(weights)} weight sets x {len(held_out)} scenes, {cfg.steps} and "
+          f"{long_steps} steps, in {time.perf_counter() - t0:.1f} s\n")  # fmt: skip
     study.save_results(res, "ari.nc")
-    hist = xr.concat(
-        [h.expand_dims(weights=[f"{a} / seed {s}"]) for (a, s), h in histories.items()],
-        dim="weights",
-    )
-    hist.attrs = {"title": "training histories", "training": json.dumps(study.params["training"])}
-    study.save_results(hist, "history.nc")
-
-    tables, paired = summarise(study, res)
-    titles = {
-        "ari": "ARI of islands against the truth",
-        "ari_foreground": "ARI on the objects' columns only (background left out)",
-        "count": "number of islands",
-    }
-    text = []
-    for key, rows in tables.items():
-        var, thr = key.split(" @ ")
-        text.append(
-            f"{titles[var]}, threshold {thr}, last step (mean ± sd over "
-            f"{sc['held_out']} held-out scenes x weight seeds)"
+    study.save_results(long_res, f"ari_{long_steps}_steps.nc")
+    if histories:
+        hist = xr.concat(
+            [h.expand_dims(weights=[f"{a} / seed {s}"]) for (a, s), h in histories.items()],
+            dim="weights",
         )
-        text.append(_common.table(rows))
-        text.append("")
-    text.append(
-        f"paired ARI: learned - random (same seed, same scene), threshold "
-        f"{study.params['islands']['threshold']}"
-    )
-    text.append(_common.table(paired, floatfmt=".3f"))
-    report = "\n".join(text)
-    print(report)
-    (study.results / "ari_table.txt").write_text(report + "\n")
+        hist.attrs = {"title": "training histories",
+                      "training": json.dumps(study.params["training"])}  # fmt: skip
+        study.save_results(hist, "history.nc")
+
+    text, sm = report(study, res, long_res, seconds)
+    print(text)
+    (study.results / "ari_table.txt").write_text(text + "\n")
     summary = {
-        "tables": {str(k): v for k, v in tables.items()},
-        "paired": paired,
         "training_seconds": {f"{a} / seed {s}": round(t, 1) for (a, s), t in seconds.items()},
         "n_train_scenes": sc["train"],
         "n_held_out_scenes": sc["held_out"],
         "config": json.loads(cfg.to_json()),
     }
     (study.results / "summary.json").write_text(json.dumps(summary, indent=1))
-    plot_ari(study, res)
-    plot_islands(study, cfg, first, held_out)
+    _plots.plot_ari(study, res, sm)
+    _plots.plot_parse(study, res, long_res, sm)
+    _plots.plot_islands(study, cfg, first, held_out)
     print(f"\ndone in {study.elapsed():.1f} s; figures in {study.figures}")
 
 
