@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .convergence import convergence
 from .energy import energy
-from .hierarchy import adjusted_rand_index, agreement, hierarchy, purity
+from .hierarchy import adjusted_rand_index, agreement, hierarchy, parse_truth, purity
 
 # Eager imports after each submodule, so that ``analysis.islands`` is the function, not
 # the module of the same name. Submodules import scipy/matplotlib inside functions.
@@ -19,6 +19,7 @@ from .summary import analyze_run, summarize
 __all__ = [
     "islands",
     "hierarchy",
+    "parse_truth",
     "agreement",
     "adjusted_rand_index",
     "purity",
