@@ -99,9 +99,10 @@ def plot_rule(study, panels):
             _unit(ax)
             _, marker, colour = STYLES[int(d)]
             lam = lam[np.isfinite(lam)]
-            ax.plot(lam.real, lam.imag, marker, ms=4.5, mfc="none", mew=0.8, color=colour,
-                    label=f"computed, d={d}")  # fmt: skip
             ax.plot(pred.real, pred.imag, ".", ms=2, color="k", label="rule from d=1")
+            # computed on top: the rule's dots would hide them where they agree
+            ax.plot(lam.real, lam.imag, marker, ms=4.5, mfc="none", mew=0.9, color=colour,
+                    label=f"computed, d={d}", zorder=3)  # fmt: skip
             ax.set_title(title, fontsize=7.5)
             if i == len(panels) - 1:
                 ax.set_xlabel("Re", fontsize=7)
