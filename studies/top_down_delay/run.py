@@ -1,11 +1,18 @@
-"""top_down_delay 1 vs 2: does reading the level above from two steps back ("skipping a
-frame") change how GLOM settles?
+"""top_down_delay 1, 2, 3: does reading the level above from d steps back ("skipping a
+frame") change how GLOM settles, and how does the delay-d spectrum follow from delay 1's?
 
-For identity and random nets and four mixing settings, the same scene is run with delay 1
-and 2. Measured per run: the settling step and geometric rate (analysis.convergence), an
-oscillation index (mean cosine between successive changes E_t - E_t-1: -1 is a zigzag of
-period 2, +1 a monotone approach), and, for the first seed, the spectrum of the step map's
-Jacobian at the end state (analysis.stability; with delay 2 the map acts on (E_t, E_t-1)).
+Part 1 (sweep): identity and random nets, four mixing settings, delays 1-3, on one static
+scene per seed. Measured per run: the settling step and geometric rate
+(analysis.convergence), an oscillation index (mean cosine between successive changes
+E_t - E_t-1: -1 is a zigzag of period 2, +1 a monotone approach), and, for the first seed,
+the full spectrum of the step map's Jacobian at the end state (analysis.stability; with
+delay d the map acts on (E_t, ..., E_t-d+1)).
+
+Part 2 (rule, _rule.py): without previous-state and attention weight, every nonzero
+delay-1 eigenvalue pair (mu, -mu) becomes the d+1 roots of lambda^(d+1) = mu^2 at delay d.
+Checked at fixed points shared by all delays, for identity and random nets, d = 2 and 3;
+then the settling steps against t_1 log(rho_1) / log(rho_d), and where the rule breaks
+(previous or attention weight > 0).
 
 Run: python studies/top_down_delay/run.py [--quick]
 """
@@ -20,6 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _common  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _plots  # noqa: E402
+import _rule  # noqa: E402
 
 
 def oscillation(emb, window):
@@ -81,7 +92,7 @@ def run_one(study, weights_kind, mixing, delay, seed, with_stability):
         final=ds.embedding.values[-1],
     )
     if with_stability:
-        k = int(study.params["study"]["eigenvalues"])
+        k = ds.embedding.values[-1].size * int(delay)  # every eigenvalue: the figure shows all
         stab = an.stability(cfg, w, ds, k=k)
         ev = (
             stab["transverse_eigenvalues_real"].values
@@ -103,8 +114,9 @@ def sweep(study):
         for mixing in study.params["mixing"]:
             for delay in p["delay"]:
                 for seed in p["seeds"]:
+                    spec = seed in p["stability_seeds"] and delay in p["stability_delays"]
                     runs[(kind, mixing["name"], int(delay), int(seed))] = run_one(
-                        study, kind, mixing, delay, seed, seed in p["stability_seeds"]
+                        study, kind, mixing, delay, seed, spec
                     )
     return runs
 
@@ -140,68 +152,6 @@ def to_dataset(study, runs):
     return ds
 
 
-def plot_residuals(study, runs):
-    from matplotlib.figure import Figure
-
-    p = study.params["study"]
-    kinds, names = p["weights"], [m["name"] for m in study.params["mixing"]]
-    seed = p["seeds"][0]
-    fig = Figure(figsize=(2.6 * len(names), 2.3 * len(kinds) + 0.3), layout="constrained")
-    axes = fig.subplots(len(kinds), len(names), squeeze=False, sharex=True)
-    for i, kind in enumerate(kinds):
-        for j, name in enumerate(names):
-            ax = axes[i, j]
-            for delay, style in zip(p["delay"], ("-", "--", ":"), strict=False):
-                res = runs[(kind, name, int(delay), seed)]["residual"]
-                t = np.arange(len(res))
-                ok = np.isfinite(res) & (res > 0)
-                ax.semilogy(t[ok], res[ok], style, lw=1, label=f"delay {delay}")
-            ax.set_title(f"{kind} nets, {name}", fontsize=8)
-            if i == len(kinds) - 1:
-                ax.set_xlabel("step")
-            if j == 0:
-                ax.set_ylabel("RMS change per step")
-            ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"residual (RMS over levels), seed {seed}", fontsize=9)
-    study.save_figure(fig, "residuals.png")
-
-
-def plot_spectra(study, runs):
-    from matplotlib.figure import Figure
-
-    p = study.params["study"]
-    if not p["stability_seeds"]:
-        return
-    kinds, names = p["weights"], [m["name"] for m in study.params["mixing"]]
-    seed = p["stability_seeds"][0]
-    fig = Figure(figsize=(2.4 * len(names), 2.5 * len(kinds) + 0.3), layout="constrained")
-    axes = fig.subplots(len(kinds), len(names), squeeze=False)
-    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    for i, kind in enumerate(kinds):
-        for j, name in enumerate(names):
-            ax = axes[i, j]
-            ax.plot(circle.real, circle.imag, color="0.7", lw=0.8)
-            for delay, marker in zip(p["delay"], ("o", "x", "+"), strict=False):
-                r = runs[(kind, name, int(delay), seed)]
-                ev = r["eigenvalues"]
-                ax.plot(
-                    ev.real,
-                    ev.imag,
-                    marker,
-                    ms=4,
-                    mfc="none",
-                    label=f"d={delay}: rho {r['radius']:.3f}",
-                )
-            ax.set_aspect("equal")
-            ax.set(xlim=(-1.15, 1.15), ylim=(-1.15, 1.15))
-            ax.set_title(f"{kind}, {name}", fontsize=8)
-            ax.legend(fontsize=6, loc="lower left")
-            ax.tick_params(labelsize=7)
-    fig.suptitle(f"leading transverse eigenvalues at the end state (seed {seed})", fontsize=9)
-    study.save_figure(fig, "spectra.png")
-
-
 def _leading(ev, tol=1e-6):
     """The distinct eigenvalues of largest modulus, e.g. '+0.853 -0.853' or '-0.45+0.78j':
     equal moduli come in an arbitrary order, and their angles tell the period (180 degrees:
@@ -219,57 +169,235 @@ def _leading(ev, tol=1e-6):
     return " ".join(parts[:3])
 
 
-def main():
-    study = _common.setup(__file__, __doc__)
-    runs = sweep(study)
-    result = to_dataset(study, runs)
-    study.save_results(result, "delay.nc")
-    plot_residuals(study, runs)
-    plot_spectra(study, runs)
-
+def sweep_table(study, runs, result):
+    """Rows of the sweep: means [95% t interval] over seeds, spectrum of the first seed."""
     p = study.params["study"]
+    s0 = p["stability_seeds"][0] if p["stability_seeds"] else None
     rows = []
     for kind in p["weights"]:
         for m in study.params["mixing"]:
-            finals = {}
+            first = None
             for delay in p["delay"]:
                 cell = result.sel(weights=kind, mixing=m["name"], delay=int(delay))
                 settled = cell["settled_step"].values
+                ok = settled >= 0
                 row = dict(
                     weights=kind,
                     mixing=m["name"],
                     delay=int(delay),
-                    settled=float(settled.mean()) if (settled >= 0).all() else "no",
-                    rate=_nanmean(cell["rate"].values),
+                    settled=_rule.fmt_ci(_rule.t_interval(settled))
+                    if ok.all()
+                    else f"no ({(~ok).sum()}/{len(ok)})",
                     osc=float(cell["osc"].mean()),
                     zigzag=float(cell["zigzag"].mean()),
                 )
-                s0 = p["stability_seeds"][0] if p["stability_seeds"] else None
-                if s0 is not None:
-                    r = runs[(kind, m["name"], int(delay), s0)]
+                r = runs.get((kind, m["name"], int(delay), s0), {})
+                if "radius" in r:
                     row.update(
                         rho_T=r["radius"],
                         leading=_leading(r["eigenvalues"]),
                         fp_res=r["fixed_point_residual"],
                     )
-                finals[int(delay)] = np.stack(
+                final = np.stack(
                     [runs[(kind, m["name"], int(delay), int(s))]["final"] for s in p["seeds"]]
                 )
+                if first is None:
+                    first = final
+                else:
+                    row["end diff vs d=1"] = float(np.sqrt(np.mean((final - first) ** 2)))
                 rows.append(row)
-            if len(finals) == 2:
-                a, b = finals.values()
-                rows[-1]["end diff d1-d2"] = float(np.sqrt(np.mean((a - b) ** 2)))
-                if "rho_T" in rows[-1]:
-                    # a bottom-up/top-down round trip takes 1 + d steps: if its gain were
-                    # all that mattered, rho(d=2) = rho(d=1) ** (2/3)
-                    rows[-1]["rho1^(2/3)"] = rows[-2]["rho_T"] ** (2 / 3)
+    return rows
+
+
+def rule_part(study):
+    """The rule check (with settling) and the breakdown runs, keyed by setting and seed."""
+    r = study.params["rule"]
+    mixes = {m["name"]: m["mix"] for m in study.params["mixing"]}
+    base = mixes["bu+td only"]
+    checks, breaks = {}, {}
+    for kind in r["weights"]:
+        for name in r["mixings"]:
+            for seed in r["seeds"]:
+                checks[(kind, name, seed)] = _rule.check(
+                    study, kind, mixes[name], seed, r["delays"], True
+                )
+        for case in study.params["breakdown"]:
+            mix = dict(base, previous=case["previous"], attention=case["attention"])
+            key = f"prev {case['previous']:g}, att {case['attention']:g}"
+            for seed in r["breakdown_seeds"]:
+                breaks[(kind, key, seed)] = _rule.check(study, kind, mix, seed, r["delays"], False)
+    return checks, breaks
+
+
+def _groups(runs):
+    out = {}
+    for (kind, name, seed), rec in runs.items():
+        out.setdefault((kind, name), []).append((seed, rec))
+    return out
+
+
+def rule_tables(study, checks, breaks):
+    """(rule rows, settling rows, breakdown rows, settling groups for the figure)."""
+    ci, fmt = _rule.t_interval, _rule.fmt_ci
+    delays = study.params["rule"]["delays"]
+    rule_rows, settle_rows, break_rows, fig_groups = [], [], [], []
+    for (kind, name), recs in _groups(checks).items():
+        stable = [rec for _, rec in recs if rec["rho"][1] < 1]
+        for d in delays:
+            rule_rows.append(
+                {
+                    "nets": kind,
+                    "mixing": name,
+                    "d": d,
+                    "seeds": len(recs),
+                    "max mismatch": max(rec["mismatch"][d] for _, rec in recs),
+                    "fp residual (max)": max(rec["fp_residual"] for _, rec in recs),
+                    "rho_1 < 1": f"{len(stable)}/{len(recs)}",
+                    "rho_1": fmt(ci([rec["rho"][1] for _, rec in recs]), ".4g"),
+                    "rho_d": fmt(ci([rec["rho"][d] for _, rec in recs]), ".4g"),
+                    "rho_1^(2/(d+1))": fmt(ci([rec["rho_pred"][d] for _, rec in recs]), ".4g"),
+                }
+            )
+        # settling: seeds whose runs from the random start settle on the fixed point
+        good = [
+            rec
+            for _, rec in recs
+            if all(np.isfinite(v) for v in rec["settled"].values())
+            and max(rec["end_dist"].values()) < 1e-8
+        ]
+        for d in delays:
+            t1 = np.array([rec["settled"][1] for rec in good])
+            meas = np.array([rec["settled"][d] for rec in good])
+            pred = np.array(
+                [rec["settled"][1] * np.log(rec["rho"][1]) / np.log(rec["rho"][d]) for rec in good]
+            )
+            ratio = ci(meas / pred) if len(good) else (np.nan,) * 3
+            settle_rows.append(
+                {
+                    "nets": kind,
+                    "mixing": name,
+                    "d": d,
+                    "seeds settled": f"{len(good)}/{len(recs)}",
+                    "t_1": fmt(ci(t1)),
+                    "t_d measured": fmt(ci(meas)),
+                    "t_d predicted": fmt(ci(pred)),
+                    "measured/predicted": fmt(ratio),
+                }
+            )
+            if len(good):
+                fig_groups.append((f"{kind}, {name}", d, pred, meas, ratio))
+    for (kind, key), recs in _groups(breaks).items():
+        for d in delays:
+            rel = [(rec["rho"][d] - rec["rho_pred"][d]) / rec["rho_pred"][d] for _, rec in recs]
+            break_rows.append(
+                {
+                    "nets": kind,
+                    "weights": key,
+                    "d": d,
+                    "max mismatch": max(rec["mismatch"][d] for _, rec in recs),
+                    "mismatch": fmt(ci([rec["mismatch"][d] for _, rec in recs])),
+                    "fp residual (max)": max(rec["fp_residual"] for _, rec in recs),
+                    "rho_d": fmt(ci([rec["rho"][d] for _, rec in recs]), ".4g"),
+                    "rho_1^(2/(d+1))": fmt(ci([rec["rho_pred"][d] for _, rec in recs]), ".4g"),
+                    "(rho_d - rule) / rule": fmt(ci(rel), ".2g"),
+                }
+            )
+    return rule_rows, settle_rows, break_rows, fig_groups
+
+
+def rule_dataset(study, checks, breaks):
+    import xarray as xr
+
+    r = study.params["rule"]
+    delays = [1, *r["delays"]]
+    out = {}
+    for label, runs, seeds in (
+        ("", checks, r["seeds"]),
+        ("breakdown_", breaks, r["breakdown_seeds"]),
+    ):
+        groups = list(_groups(runs))
+        shape = (len(groups), len(delays), len(seeds))
+        data = {f: np.full(shape, np.nan) for f in ("rho", "rho_pred", "mismatch", "settled")}
+        for (kind, name, seed), rec in runs.items():
+            g, s = groups.index((kind, name)), seeds.index(seed)
+            for k, d in enumerate(delays):
+                data["rho"][g, k, s] = rec["rho"][d]
+                data["rho_pred"][g, k, s] = rec["rho_pred"].get(d, rec["rho"][1])
+                data["mismatch"][g, k, s] = rec["mismatch"].get(d, 0.0)
+                data["settled"][g, k, s] = rec["settled"].get(d, np.nan)
+        dims = (f"{label}setting", "delay", f"{label}seed")
+        for f, v in data.items():
+            out[f"{label}{f}"] = xr.DataArray(v, dims=dims)
+        out[f"{label}setting"] = xr.DataArray([f"{k}, {n}" for k, n in groups], dims=dims[:1])
+        out[f"{label}seed"] = xr.DataArray(np.asarray(seeds), dims=dims[2:])
+    ds = xr.Dataset(out, coords=dict(delay=delays))
+    ds.attrs["note"] = (
+        "rho: spectral radius of the delay-d Jacobian at a fixed point shared by all delays; "
+        "rho_pred: rho_1^(2/(d+1)); mismatch: largest distance between the computed and the "
+        "rule's eigenvalues (modulus > tau); settled: settling step from the random start"
+    )
+    return ds
+
+
+def rule_panels(checks, breaks, delays):
+    """Rows of the rule figure: per nets kind, delay 2 and 3 (rule holds) and delay 2 with
+    previous or attention weight 0.3 (it does not), first seed of each."""
+    panels = {}
+    for (kind, name, seed), rec in checks.items():
+        if name != "bu+td only" or kind in panels:
+            continue
+        row = [
+            (f"{kind} seed {seed}, bu+td, d={d}\nmismatch {rec['mismatch'][d]:.1e}",
+             rec["lam"][d], _rule.predict(rec["mu"], d), d)
+            for d in delays
+        ]  # fmt: skip
+        for (k2, key, s2), brec in breaks.items():
+            if k2 == kind and s2 == seed and ("0.3" in key):
+                d = delays[0]
+                row.append(
+                    (f"{kind} seed {seed}, {key}, d={d}\nmismatch {brec['mismatch'][d]:.2f}",
+                     brec["lam"][d], _rule.predict(brec["mu"], d), d)
+                )  # fmt: skip
+        panels[kind] = row
+    return list(panels.values())
+
+
+def main():
+    study = _common.setup(__file__, __doc__)
+    runs = sweep(study)
+    result = to_dataset(study, runs)
+    study.save_results(result, "delay.nc")
+    _plots.plot_residuals(study, runs)
+    _plots.plot_spectra(study, runs)
+    p = study.params["study"]
     n = len(p["seeds"])
     print(
-        f"means over {n} seed(s); settled = step after which every level stays settled "
-        "('no' if some seed never settles); rate = slowest level; spectrum at seed "
-        f"{p['stability_seeds'][:1]}; end diff = RMS difference of the final states"
+        f"## sweep: {n} seed(s); settled = step after which every level stays settled, mean "
+        "[95% t interval] ('no (k/n)': k seeds never settle); osc, zigzag: means; spectrum "
+        f"at seed {p['stability_seeds'][:1]}; end diff = RMS difference of the final states"
     )
-    print(_common.table(rows, floatfmt=".3g"))
+    print(_common.table(sweep_table(study, runs, result), floatfmt=".3g"))
+    print(f"[{study.elapsed():.0f} s]", flush=True)
+
+    checks, breaks = rule_part(study)
+    study.save_results(rule_dataset(study, checks, breaks), "rule.nc")
+    rule_rows, settle_rows, break_rows, groups = rule_tables(study, checks, breaks)
+    r = study.params["rule"]
+    print(
+        f"\n## rule lambda^(d+1) = mu^2 at a fixed point shared by all delays, grid {r['grid']}: "
+        f"mismatch = largest distance of an optimal matching of the eigenvalues of modulus "
+        f"> {r['tau']}; intervals: 95% t over seeds"
+    )
+    print(_common.table(rule_rows, floatfmt=".2g"))
+    print(
+        "\n## settling step from the random start, seeds where every delay settles on the "
+        "fixed point; predicted t_d = t_1 log(rho_1) / log(rho_d) per seed"
+    )
+    print(_common.table(settle_rows))
+    print("\n## where the rule breaks: bu+td only plus previous / attention weight")
+    print(_common.table(break_rows, floatfmt=".2g"))
+    _plots.plot_rule(study, rule_panels(checks, breaks, r["delays"]))
+    _plots.plot_settling(study, groups)
     print(f"\ndone in {study.elapsed():.1f} s; figures in {study.figures}")
 
 
