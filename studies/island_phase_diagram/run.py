@@ -1,9 +1,25 @@
-"""Phase diagram of island formation: attention sharpness (beta) x locality (radius).
+"""island_phase_diagram: the critical attention sharpness (beta) of each level's islands.
 
-For every (beta, radius) cell and scene seed, a 3-level GLOM with identity nets settles on
-a synthetic scene; at the last step we measure, per level, the number of islands, the
-largest island's share of the columns and the adjusted Rand index against the scene's
-ground truth (textures, parts, objects).
+A 3-level GLOM with identity nets settles on synthetic scenes (3 objects x 3 parts x 2
+textures on a background). At low beta attention averages across true boundaries and a
+level's islands merge; at high beta every boundary holds. The transition is located per
+level as the beta where the seed-mean of ``boundary_leak`` (analysis.agreement: the share
+of 4-neighbour pairs across a true boundary of the level's labels whose states agree at
+the island threshold) crosses 0.5, by refinement: ``[refine]`` in a sweep spec run with
+``glomsim.sweep.run`` (in-process), read with ``glomsim.sweep.critical`` (bootstrap
+interval over the scene seeds). Parts:
+
+1. the main map, grid 16: radius x attention weight;
+2. grid sizes 24 and 32 at one cell;
+3. bottom-up and top-down weights at one cell;
+4. one net learned with glomsim.train.train, bisected by the same rule (the sweep takes
+   random or identity weights only) and read with the same ``critical``;
+5. the scenes' code cosines and the mean-field critical beta they predict at radius inf;
+6. the old ARI beside the background-free scores and the trivial baselines.
+
+The sweep specs are written to results/*.toml. Intervals: ``critical`` gives percentile
+bootstrap intervals over seeds; every other interval is a two-sided Student t interval of
+the mean over seeds.
 
 Run: python studies/island_phase_diagram/run.py [--quick]
 """
@@ -17,242 +33,302 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _measure as ms  # noqa: E402
+import _plots  # noqa: E402
 
-LEVEL_NAMES = ("level 0 (textures)", "level 1 (parts)", "level 2 (objects)")
-
-
-def radius_label(radius) -> str:
-    """'1.5', 'inf', or '1/2/4' for one radius per level."""
-    if isinstance(radius, list):
-        return "/".join(radius_label(r) for r in radius)
-    return "inf" if math.isinf(radius) else f"{radius:g}"
+LEVELS = ("textures", "parts", "objects")
 
 
-def attention_for(study, beta, radius):
-    """The [config.attention] table with beta and the radius (one, or one per level)."""
-    base = dict(study.params["config"]["attention"], beta=float(beta))
-    if isinstance(radius, list):
-        return [dict(base, radius=float(r)) for r in radius]
-    return dict(base, radius=float(radius))
+def t_interval(x, confidence):
+    """(mean, low, high): Student t interval of the mean of the finite values of ``x``."""
+    from scipy.stats import t
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
 
 
-def run_cell(study, beta, radius, seed):
-    """Simulate one cell on one scene; return the run and its end-of-run measurements."""
-    cfg = study.config(attention=attention_for(study, beta, radius))
-    return _run(study, cfg, seed)
+def fmt(mean, lo=math.nan, hi=math.nan, digits=2):
+    if not math.isfinite(mean):
+        return "none"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _measure(study, cfg, seed):
-    return _run(study, cfg, seed)[2]
+def rlabel(r) -> str:
+    return "inf" if math.isinf(float(r)) else f"{float(r):g}"
 
 
-def _run(study, cfg, seed):
-    import analysis as an
-    import glomsim as gs
-    from glomsim.scenes import make_scene
-
-    scene = make_scene(
-        grid=cfg.grid, dim=cfg.dim, levels=cfg.levels, seed=seed, **study.params["scene"]
-    )
-    record_every = int(study.params["study"]["record_every"])
-    ds = gs.simulate(cfg, gs.identity_weights(cfg), inputs=scene, record_every=record_every)
-    isl = an.islands(ds, time=-1, **study.params["islands"])
-    score = an.agreement(ds, islands=isl)
-    conv = an.convergence(ds)
-    tree = an.hierarchy(isl)
-    out = dict(
-        count=isl["count"].values[-1],
-        largest_fraction=isl["largest_fraction"].values[-1],
-        spread=isl["spread"].values[-1],
-        baseline_count=isl["baseline_count"].values[-1],
-        ari=score["ari"].values[-1],
-        settled=conv["settled_step"].values >= 0,
-        parse_score=float(tree["parse_score"].values[-1]),
-    )
-    return ds, isl, out
-
-
-def sweep(study):
-    import xarray as xr
-
-    p = study.params["study"]
-    betas, radii, seeds = p["beta"], p["radius"], p["scene_seeds"]
-    levels = int(study.params["config"]["levels"])
-    shape = (len(seeds), len(betas), len(radii), levels)
-    fields = ("count", "largest_fraction", "spread", "baseline_count", "ari", "settled")
-    data = {k: np.zeros(shape) for k in fields}
-    parse = np.zeros(shape[:3])
-    maps = {}
-    map_radius = radius_label(p["map_radius"])
-    for s, seed in enumerate(seeds):
-        for b, beta in enumerate(betas):
-            for r, radius in enumerate(radii):
-                ds, isl, out = run_cell(study, beta, radius, seed)
-                for k in fields:
-                    data[k][s, b, r] = out[k]
-                parse[s, b, r] = out["parse_score"]
-                if s == 0 and beta in p["map_beta"] and radius_label(radius) == map_radius:
-                    maps[float(beta)] = (isl["labels"].values[-1], ds)
-    dims = ("seed", "beta", "radius", "level")
-    result = xr.Dataset(
-        {k: (dims, v) for k, v in data.items()} | {"parse_score": (dims[:3], parse)},
-        coords={
-            "seed": seeds,
-            "beta": [float(b) for b in betas],
-            "radius": [radius_label(r) for r in radii],
-            "level": np.arange(levels),
-        },
-    )
-    attrs = {
-        "count": ("islands at the last step", "1"),
-        "largest_fraction": ("largest island's share of the columns", "1"),
-        "spread": ("RMS distance of embeddings to their island's mean", "1"),
-        "baseline_count": ("islands of the shuffled baseline", "1"),
-        "ari": ("adjusted Rand index of islands vs ground truth", "1"),
-        "settled": ("level settled (analysis.convergence settled_step >= 0)", "1"),
-        "parse_score": ("parse-tree score (analysis.hierarchy)", "1"),
-    }
-    for k, (name, units) in attrs.items():
-        result[k].attrs.update(long_name=name, units=units)
-    result.attrs.update(study="island_phase_diagram", config=study.config().to_json())
-    return result, maps
-
-
-def variants(study):
-    """Cells outside the grid: one beta and one radius per level, given in [[variant]]."""
+def critical_rows(c, cell_dims, extra=None):
+    """Table rows of a critical Dataset: one per cell and level."""
     rows = []
-    for v in study.params.get("variant", []):
-        per_seed = []
-        for seed in study.params["study"]["scene_seeds"]:
-            base = study.params["config"]["attention"]
-            attention = [
-                dict(base, beta=float(b), radius=float(r))
-                for b, r in zip(v["beta"], v["radius"], strict=True)
-            ]
-            cfg = study.config(attention=attention)
-            per_seed.append(_measure(study, cfg, seed))
-        row = dict(beta="/".join(f"{b:g}" for b in v["beta"]), radius=radius_label(v["radius"]))
-        for key in ("count", "ari"):
-            mean = np.mean([m[key] for m in per_seed], axis=0)
-            for lv, value in enumerate(mean):
-                row[f"{'islands' if key == 'count' else 'ARI'} L{lv}"] = float(value)
+    stacked = c.stack(cell=[*cell_dims, "level"]) if cell_dims else c.stack(cell=["level"])
+    for i in range(stacked.sizes["cell"]):
+        one = stacked.isel(cell=i)
+        row = dict(extra or {})
+        for d in cell_dims:
+            v = one[d].item()
+            row[d] = rlabel(v) if d == "radius" else f"{v:g}"
+        lv = int(one["level"])
+        row["level"] = f"{lv} ({LEVELS[lv]})"
+        row["critical beta [95% bootstrap]"] = fmt(float(one.critical), float(one.ci_low),
+                                                   float(one.ci_high))  # fmt: skip
+        row["bracket"] = (f"{float(one.bracket_low):.2f}-{float(one.bracket_high):.2f}"
+                          if math.isfinite(float(one.bracket_low)) else "no crossing")  # fmt: skip
         rows.append(row)
     return rows
 
 
-def plot_phase(study, result):
-    """One row per measure, one panel per level; each row shares one labelled colour bar."""
-    from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
+def main_map(study):
+    p = study.params["main"]
+    axes = {"beta": [float(b) for b in p["beta"]], "radius": [float(r) for r in p["radius"]],
+            "att": [float(a) for a in p["attention"]]}  # fmt: skip
+    aliases = {"beta": "attention.beta", "radius": "attention.radius", "att": "mix.attention"}
+    return ms.run_sweep(study, ms.spec_dict(study, "main", axes, aliases))
 
-    from analysis._heatmap import _annotate_cells
 
-    mean = result.mean("seed")
-    metrics = (
-        ("count", "islands", "viridis", None),
-        ("largest_fraction", "largest island share", "magma", (0, 1)),
-        ("ari", "ARI vs ground truth", "RdYlGn", (-0.1, 1)),
+def sizes(study):
+    p = study.params["sizes"]
+    out = {}
+    for g in p["grid"]:
+        axes = {"beta": [float(b) for b in p["beta"]], "radius": [float(r) for r in p["radius"]]}
+        changes = {"grid": [int(g), int(g)], "mix": {"attention": float(p["attention"])}}
+        spec = ms.spec_dict(study, f"grid{int(g)}", axes,
+                            {"beta": "attention.beta", "radius": "attention.radius"}, changes)  # fmt: skip
+        out[int(g)] = ms.run_sweep(study, spec)
+    return out
+
+
+def mixing(study):
+    p = study.params["mixing"]
+    axes = {"beta": [float(b) for b in p["beta"]], "bu": [float(x) for x in p["bottom_up"]],
+            "td": [float(x) for x in p["top_down"]]}  # fmt: skip
+    aliases = {"beta": "attention.beta", "bu": "mix.bottom_up", "td": "mix.top_down"}
+    changes = {"attention": {"radius": float(p["radius"])},
+               "mix": {"attention": float(p["attention"])}}  # fmt: skip
+    return ms.run_sweep(study, ms.spec_dict(study, "mixing", axes, aliases, changes))
+
+
+def learned(study):
+    from glomsim.sweep import critical
+
+    w, hist = ms.train_net(study)
+    w.save(study.results / "learned_weights.npz")
+    print(f"trained one net: loss {float(hist.total[0]):.3g} -> {float(hist.total[-1]):.3g}")
+    ds = ms.refine_learned(study, w)
+    r, sp = study.params["refine"], study.params["study"]
+    c = critical(ds, axis="beta", measure=r["measure"], crossing=float(r["crossing"]),
+                 resamples=int(sp["resamples"]), confidence=float(sp["confidence"]))  # fmt: skip
+    return ds, c
+
+
+def cosines_and_prediction(study, atts):
+    """Per seed: the code cosines, and the mean-field critical beta (radius inf) per
+    attention weight; printed as t intervals over seeds."""
+    from glomsim.scenes import make_scene
+
+    conf = float(study.params["study"]["confidence"])
+    cfg0 = study.config()
+    thr, cross = (
+        float(study.params["islands"]["threshold"]),
+        float(study.params["refine"]["crossing"]),
     )
-    levels = result.sizes["level"]
-    fig = Figure(figsize=(3.6 * levels + 0.8, 2.9 * len(metrics)), layout="constrained")
-    axes = fig.subplots(len(metrics), levels, squeeze=False, sharey=True)
-    xl = list(result.radius.values)
-    yl = [f"{b:g}" for b in result.beta.values]
-    for row, (name, title, cmap, lim) in enumerate(metrics):
-        # one colour scale per measure, shared by its levels
-        # counts span 1 to ~70 (level 0 against levels 1-2): a log scale keeps both legible
-        vmin, vmax = lim if lim else (1, max(float(mean[name].max()), 2))
-        norm = Normalize(vmin, vmax) if lim else LogNorm(vmin, vmax)
-        for lv in range(levels):
-            ax = axes[row, lv]
-            z = mean[name].isel(level=lv).values
-            im = ax.imshow(z, cmap=cmap, norm=norm, aspect="auto", origin="lower")
-            # black on light cells, white on dark ones (analysis.plot.heatmaps' rule)
-            _annotate_cells(ax, im, z, ".0f" if name == "count" else ".2f")
-            for text in ax.texts:
-                text.set_fontsize(7)
-            ax.set_xticks(range(len(xl)), xl, fontsize=7, rotation=30)
-            ax.set_yticks(range(len(yl)), yl, fontsize=8)
-            ax.set_title(f"{title}, {LEVEL_NAMES[lv]}", fontsize=9)
-            if lv == 0:
-                ax.set_ylabel("beta")
-            if row == len(metrics) - 1:
-                ax.set_xlabel("radius (per level if a/b/c)")
-        bar = fig.colorbar(im, ax=axes[row, :], shrink=0.9)
-        bar.set_label(title + ("" if lim else " (log scale)"), fontsize=8)
-        if not lim:
-            ticks = [v for v in (1, 2, 5, 10, 20, 50, 100) if v <= vmax]
-            bar.set_ticks(ticks, labels=[str(v) for v in ticks])
-            bar.ax.minorticks_off()
-        bar.ax.tick_params(labelsize=7)
-    n = result.sizes["seed"]
-    fig.suptitle(
-        f"island_phase_diagram: end of run, mean over {n} scene seed{'s' * (n > 1)}",
-        fontsize=10,
-    )
-    study.save_figure(fig, "phase_diagram.png")
+    cos, pred, base = [], {a: [] for a in atts}, []
+    for seed in range(int(study.params["study"]["seeds"])):
+        scene = make_scene(grid=cfg0.grid, dim=cfg0.dim, levels=cfg0.levels, seed=seed,
+                           **study.params["scene"])  # fmt: skip
+        cos.append(ms.code_cosines(scene))
+        base.append(ms.baselines(scene))
+        for a in atts:
+            cfg = study.config(mix={"attention": float(a)}, attention={"radius": math.inf})
+            pred[a].append(ms.predicted_critical(scene, cfg, thr, cross))
+    rows = []
+    for k in ms.PAIR_CLASSES:
+        m, lo, hi = t_interval([c[k] for c in cos], conf)
+        rows.append({"pair": k, "cosine [95% t]": fmt(m, lo, hi, 3),
+                     "weight vs same texture": f"exp(-{1 - m:.2f} beta)"})  # fmt: skip
+    print("\ncosines between texture codes (one part / one object / other objects / "
+          "background), and of noisy tokens of one texture, over scene seeds")  # fmt: skip
+    print(_common.table(rows))
+    pred = {a: np.stack(v) for a, v in pred.items()}
+    return cos, pred, base
 
 
-def plot_maps(study, maps):
-    """Ground truth and the islands of a few beta at one radius, per level."""
-    from matplotlib.figure import Figure
+def score_table(study, ds, base):
+    """The old ARI beside the background-free scores and the baselines, att = config's."""
+    conf = float(study.params["study"]["confidence"])
+    att = float(study.params["config"]["mix"]["attention"])
+    sub = ds.sel(att=att).where(ds.status.sel(att=att) == 1)
+    rows = []
+    grid_betas = [float(b) for b in study.params["main"]["beta"]]
+    for rad in sub.radius.values:
+        for b in grid_betas:
+            one = sub.sel(radius=rad, beta=b)
+            row = {"radius": rlabel(rad), "beta": f"{b:g}"}
+            for lv in (1, 2):
+                for name, var in (("ARI", "ari"), ("ARI obj", "ari_objects"),
+                                  ("leak", "boundary_leak")):  # fmt: skip
+                    row[f"{name} L{lv}"] = fmt(*t_interval(one[var].sel(level=lv).values, conf))
+            rows.append(row)
+    for (name, scored), _ in base[0].items():
+        vals = np.stack([b[name, scored] for b in base])
+        row = {"radius": "baseline", "beta": f"{name}, {scored}"}
+        for lv in (1, 2):
+            row[f"{'ARI' if scored == 'all columns' else 'ARI obj'} L{lv}"] = fmt(
+                *t_interval(vals[:, lv], conf)
+            )
+        rows.append(row)
+    print(f"\nscores at the grid's beta, attention weight {att:g}, grid 16 (mean [95% t] over "
+          "seeds): the old ARI (all columns), ARI over object columns, boundary leak; "
+          "baselines: trivial partitions scored the same way")  # fmt: skip
+    print(_common.table(rows))
 
-    from analysis._maps import wrap_title
 
-    if not maps:
-        return
-    betas = sorted(maps)
-    _, ds = maps[betas[0]]
-    grid = (int(ds.y.max()) + 1, int(ds.x.max()) + 1)
-    levels = ds.sizes["level"]
-    width = 1.9 * (len(betas) + 1)
-    fig = Figure(figsize=(width, 2.0 * levels + 0.6), layout="constrained")
-    axes = fig.subplots(levels, len(betas) + 1, squeeze=False)
-    truth = ds["label"].transpose("level", "column").values
-    for lv in range(levels):
-        _common.truth_panel(axes[lv, 0], grid, truth[lv])
-        runs = [(f"beta {b:g}", maps[b][0][lv]) for b in betas]
-        _common.island_panels(axes[lv, 1:], grid, truth[lv], runs)
-        axes[lv, 0].set_ylabel(LEVEL_NAMES[lv], fontsize=8)
-    radius = radius_label(study.params["study"]["map_radius"])
-    title = (
-        f"island_phase_diagram: islands at the last step, radius {radius} (scene seed "
-        f"{study.params['study']['scene_seeds'][0]}); ARI = agreement with the ground truth"
-    )
-    fig.suptitle(wrap_title(title, width, 9), fontsize=9)
-    study.save_figure(fig, "island_maps.png")
+def old_claim(study, ds):
+    """The old README: 'beta <= 1: level 2 is one island at every radius'."""
+    att = float(study.params["config"]["mix"]["attention"])
+    rows = []
+    for rad in ds.radius.values:
+        for b in (0.0, 1.0):
+            if b not in ds.beta.values:
+                continue
+            one = ds.sel(radius=rad, beta=b, att=att)
+            cnt = one.island_count.sel(level=2).values
+            ari = one.ari.sel(level=2).values
+            rows.append({"radius": rlabel(rad), "beta": f"{b:g}",
+                         "L2 islands per seed": " ".join(str(int(x)) for x in cnt),
+                         "L2 ARI per seed": " ".join(f"{x:.2f}" for x in ari)})  # fmt: skip
+    print(f"\nlevel 2 at beta 0 and 1 per seed (attention weight {att:g}): old claim 'one "
+          "island at every radius'")  # fmt: skip
+    print(_common.table(rows))
+
+
+def spread_table(study, ds, c):
+    """Seed spread inside the transition: per-seed leak at the evaluated beta nearest the
+    critical one (attention weight of [config])."""
+    att = float(study.params["config"]["mix"]["attention"])
+    rows = []
+    for rad in ds.radius.values:
+        for lv in (1, 2):
+            cb = float(c.critical.sel(radius=rad, att=att, level=lv))
+            if not math.isfinite(cb):
+                continue
+            one = ds.sel(radius=rad, att=att)
+            done = one.status.all("seed").values == 1
+            betas = one.beta.values[done]
+            b = float(betas[np.argmin(np.abs(betas - cb))])
+            leak = one.boundary_leak.sel(beta=b, level=lv).values
+            rows.append({"radius": rlabel(rad), "level": lv, "critical": f"{cb:.2f}",
+                         "beta": f"{b:.2f}", "leak per seed": " ".join(f"{x:.2f}" for x in leak),
+                         "min-max": f"{leak.min():.2f}-{leak.max():.2f}"})  # fmt: skip
+    print("\nseed spread inside the transition: leak per seed at the evaluated beta nearest "
+          f"the critical one (attention weight {att:g})")  # fmt: skip
+    print(_common.table(rows))
+
+
+def prediction_table(study, c, pred, cos):
+    """Radius inf: the mean-field critical beta beside the refined one, and the attention
+    weights (relative to a same-texture neighbour) at the refined beta, from the measured
+    mean code cosines."""
+    conf = float(study.params["study"]["confidence"])
+    gap = {k: 1 - float(np.mean([x[k] for x in cos])) for k in ms.PAIR_CLASSES}
+    rows = []
+    for a, arr in pred.items():
+        for lv in range(1, arr.shape[1]):
+            got = c.sel(radius=math.inf, att=a, level=lv)
+            m, lo, hi = t_interval(arr[:, lv], conf)
+            b = float(got.critical)
+            row = {"att": f"{a:g}", "level": f"{lv} ({LEVELS[lv]})",
+                   "mean-field beta_c [95% t]": fmt(m, lo, hi),
+                   "refined beta_c [95% bootstrap]": fmt(b, float(got.ci_low),
+                                                         float(got.ci_high))}  # fmt: skip
+            for k in ("same part", "same object", "background"):
+                row[f"w {k}"] = f"{math.exp(-gap[k] * b):.4f}" if math.isfinite(b) else ""
+            rows.append(row)
+    print("\nradius inf: the critical beta the mean-field model predicts from the codes "
+          "(per seed, t interval) beside the refined one; w = exp(-(1 - cos) beta_c), the "
+          "weight of a neighbour of that class relative to a same-texture one at the refined "
+          "beta_c (mean code cosines)")  # fmt: skip
+    print(_common.table(rows))
 
 
 def main():
     study = _common.setup(__file__, __doc__)
-    result, maps = sweep(study)
-    study.save_results(result, "phase_diagram.nc")
-    plot_phase(study, result)
-    plot_maps(study, maps)
+    atts = [float(a) for a in study.params["main"]["attention"]]
+    cos, pred, base = cosines_and_prediction(study, atts)
 
-    mean = result.mean("seed")
+    ds, c = main_map(study)
+    study.save_results(c, "critical_main.nc")
+    print(f"\npart 1, grid 16: critical beta where the seed-mean boundary leak crosses "
+          f"{study.params['refine']['crossing']:g} ({ds.attrs['refine_rounds']} refinement "
+          f"rounds, {ds.attrs['sweep_done']} runs)")  # fmt: skip
+    print(_common.table(critical_rows(c, ["radius", "att"])))
+    if math.inf in list(ds.radius.values):
+        prediction_table(study, c, pred, cos)
+    spread_table(study, ds, c)
+    old_claim(study, ds)
+    score_table(study, ds, base)
+
+    size_out = sizes(study)
     rows = []
-    for beta in mean.beta.values:
-        for radius in mean.radius.values:
-            cell = mean.sel(beta=beta, radius=radius)
-            row = dict(beta=float(beta), radius=str(radius))
-            for lv in range(result.sizes["level"]):
-                row[f"islands L{lv}"] = float(cell["count"][lv])
-            for lv in range(result.sizes["level"]):
-                row[f"ARI L{lv}"] = float(cell["ari"][lv])
-            row["largest L2"] = float(cell["largest_fraction"][-1])
-            row["spread L1"] = float(cell["spread"][1])
-            row["parse"] = float(cell["parse_score"])
-            row["settled"] = float(cell["settled"].mean())
-            rows.append(row)
-    n = result.sizes["seed"]
-    print(f"end-of-run means over {n} scene seed(s); 'settled' = share of (level, seed) settled")
-    print(_common.table(rows, floatfmt=".3g"))
-    extra = variants(study)
-    if extra:
-        print("\nvariants: one beta and one radius per level (means over the same seeds)")
-        print(_common.table(extra, floatfmt=".3g"))
+    for g, (_dsg, cg) in size_out.items():
+        study.save_results(cg, f"critical_grid{g}.nc")
+        rows += critical_rows(cg, ["radius"], {"grid": g})
+    att0 = float(study.params["sizes"]["attention"])
+    for rad in study.params["sizes"]["radius"]:
+        if float(rad) in list(ds.radius.values) and att0 in list(ds.att.values):
+            one = c.sel(radius=float(rad), att=att0).expand_dims(radius=[float(rad)])
+            rows = critical_rows(one, ["radius"], {"grid": 16}) + rows
+    print(f"\npart 2: grid sizes, attention weight {att0:g}")
+    print(_common.table(rows))
+
+    dsm, cm = mixing(study)
+    study.save_results(cm, "critical_mixing.nc")
+    print(f"\npart 3: bottom-up (bu) and top-down (td) weights, radius "
+          f"{study.params['mixing']['radius']:g}, attention weight "
+          f"{study.params['mixing']['attention']:g}")  # fmt: skip
+    print(_common.table(critical_rows(cm, ["bu", "td"])))
+
+    dsl, cl = learned(study)
+    study.save_results(cl, "critical_learned.nc")
+    study.save_results(dsl, "learned_points.nc")
+    rows = critical_rows(cl, ["radius"], {"nets": "learned"})
+    for rad in cl.radius.values:
+        if float(rad) in list(ds.radius.values):
+            one = c.sel(radius=float(rad), att=float(study.params["learned"]["attention"]))
+            rows = critical_rows(one.expand_dims(radius=[float(rad)]), ["radius"],
+                                 {"nets": "identity"}) + rows  # fmt: skip
+    print(f"\npart 4: identity against learned nets, attention weight "
+          f"{study.params['learned']['attention']:g}")  # fmt: skip
+    print(_common.table(rows))
+    leak_rows = []
+    conf = float(study.params["study"]["confidence"])
+    for rad in dsl.radius.values:
+        for b in dsl.beta.values:
+            one = dsl.sel(radius=rad, beta=b)
+            if int(one.status[0]) != 1:
+                continue
+            row = {"radius": rlabel(rad), "beta": f"{b:.2f}"}
+            for lv in range(dsl.sizes["level"]):
+                row[f"leak L{lv}"] = fmt(*t_interval(one.boundary_leak.sel(level=lv), conf))
+                row[f"ARI obj L{lv}"] = fmt(*t_interval(one.ari_objects.sel(level=lv), conf))
+            leak_rows.append(row)
+    print("\nlearned net: every evaluated beta (mean [95% t] over seeds)")
+    print(_common.table(leak_rows))
+
+    _plots.critical_figure(study, c, pred)
+    _plots.comparison_figure(study, c, size_out, cm, cl)
+    _plots.leak_figure(study, ds, c)
+    _plots.maps_figure(study, c)
     print(f"\ndone in {study.elapsed():.1f} s; figures in {study.figures}")
 
 
