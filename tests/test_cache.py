@@ -169,5 +169,5 @@ def test_a_run_compiles_only_its_own_variant_and_variants_never_collide():
     # the lean run_steps ran (its step_all is compiled with it, or not at all when loaded)
     assert got["after_gelu"]["lean"][1] and got["after_gelu"]["full"] == [False, False]
     assert got["after_gelu"]["others"] == [False, False, False]
-    assert got["after_relu"]["full"] == [False, True]
+    assert got["after_relu"]["full"][1]  # its run_steps (and step_all, when compiled here)
     assert got["differ"]

@@ -19,7 +19,8 @@ contrastive kernel: most runs), made by :func:`.jit.variant` from the same code 
 lean primitives in place of the full ones. Each loop body of the step is a function of its
 own (:func:`net_task`, :func:`combine_task`): numba's parallel passes then work on a small
 function. Cold-start CPU time of the small benchmark config (glom_pytorch, dim 64, 8x8,
-float32) fell from 75-82 s to 57 s this way, results bit for bit the same.
+float32) fell from 45 to 32 s on a quiet-ish machine (75-82 to 53-57 s under load) this
+way, results bit for bit the same.
 """
 
 import numpy as np
@@ -94,30 +95,35 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     nb = (N + rows - 1) // rows
     for it in prange(net_tasks.shape[0]):
         tid = get_thread_id()
-        net_task(net_tasks[it], prev, delayed, inputs, bu_w1, bu_b1, bu_w2, bu_b2, td_w1,
-                 td_b1, td_w2, td_b2, pos, act, fast, poly, gelu, kernels, params, block,
-                 rows, group, netbuf, norms, sqnorms, inv_norms, xbuf[tid], hbuf[tid],
-                 ybuf[tid])  # fmt: skip
+        # groups made again inside the loop: a parallel loop passes arrays and scalars
+        net_task(net_tasks[it], (prev, delayed, inputs),
+                 (bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act),
+                 (fast, poly, gelu), (kernels, params), (block, rows, group),
+                 (netbuf, norms, sqnorms, inv_norms), (xbuf[tid], hbuf[tid], ybuf[tid]))  # fmt: skip
     for task in prange(L * M * nb):
         tid = get_thread_id()
         # an int64 index, as in typing: the loop's own (uint64 in the parallel lowering)
         # had compiled the task a second time
-        combine_task(np.int64(task), prev, delayed, inputs, out, mix, bu0_ready, pos, identity,
-                     kernels, self_excl, params, dense, indptr, indices, max_k, norm_id,
-                     ln_eps, fast, poly, rows, netbuf, norms, sqnorms, inv_norms, nonfinite,
-                     att_out, keep_att, change_sums, abuf[tid], sbuf[tid])  # fmt: skip
+        combine_task(np.int64(task), (prev, delayed, inputs, out), (mix, bu0_ready),
+                     (pos, identity), (kernels, self_excl, params, dense, indptr, indices,
+                     max_k), (norm_id, ln_eps), (fast, poly), rows,
+                     (netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att,
+                     change_sums), (abuf[tid], sbuf[tid]))  # fmt: skip
 
 
 @njit
-def net_task(task, prev, delayed, inputs, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2,
-             td_b2, pos, act, fast, poly, gelu, kernels, params, block, rows, group, netbuf,
-             norms, sqnorms, inv_norms, xbuf, hbuf, ybuf):  # fmt: skip
+def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     """One task of :func:`step_all`'s first loop, ``task`` a row of its net tasks: the
     norms (and key scales) of one member's block of rows, or one net on a group of
     members x a block of rows, one hidden chunk, into ``netbuf``; ``xbuf``, ``hbuf``,
-    ``ybuf``: the thread's scratch (the arguments are :func:`step_all`'s, unpacked: a
-    parallel loop passes arrays and scalars, not groups)."""
-    maths = (fast, poly, gelu)
+    ``ybuf``: the thread's scratch (the groups are :func:`step_all`'s arrays, grouped
+    again: a parallel loop passes arrays and scalars, not groups of groups)."""
+    prev, delayed, inputs = states
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act = nets
+    kernels, params = attn
+    block, rows, group = sizes
+    netbuf, norms, sqnorms, inv_norms = outs
+    xbuf, hbuf, ybuf = scratch
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
     kind = task[0]
@@ -168,14 +174,19 @@ def net_task(task, prev, delayed, inputs, bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_
 
 
 @njit
-def combine_task(task, prev, delayed, inputs, out, mix, bu0_ready, pos, identity, kernels,  # noqa: C901
-                 self_excl, params, dense, indptr, indices, max_k, norm_id, ln_eps, fast_erf,
-                 erf_c, rows, netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att,
-                 change_sums, abuf, sbuf):  # fmt: skip
+def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratch):  # noqa: C901
     """One task of :func:`step_all`'s second loop, per (level, member, block of rows):
     attention, the weighted combination and the normalisation of those rows of ``out``,
-    with the task's non-finite flag and sums of squares; ``abuf``, ``sbuf``: the thread's
-    scratch."""
+    with the task's non-finite flag and sums of squares; ``scratch``: the thread's (the
+    groups are :func:`step_all`'s arrays, grouped again)."""
+    prev, delayed, inputs, out = states
+    mix, bu0_ready = step
+    pos, identity = nets
+    kernels, self_excl, params, dense, indptr, indices, max_k = attn
+    norm_id, ln_eps = norm
+    fast_erf, erf_c = maths
+    netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att, change_sums = bufs
+    abuf, sbuf = scratch
     M, L, N, D = prev.shape
     nb = (N + rows - 1) // rows
     level = task // (M * nb)
