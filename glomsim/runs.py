@@ -82,11 +82,13 @@ def rerun(ds, weights, **kwargs):
 
 
 def warmup(verbose: bool = False, dtypes=("float32", "float64")) -> float:
-    """Compile (or load from the cache) every kernel for each of ``dtypes``: the
-    in-numba run, the step by step (settling, summaries, progress bars) and the
-    custom-rule path; returns seconds. The kernels take one signature per dtype (kernel
-    ids and sizes are values, not types), so one small run of each kind compiles them;
-    a dtype left out is compiled by its first run instead (about half the time of all).
+    """Compile (or load from the cache) every kernel for each of ``dtypes``: both
+    variants of the fused step (lean: GELU nets and no contrastive kernel; full: every
+    activation and kernel), each for the in-numba run, the step by step (settling,
+    summaries, progress bars) and the custom-rule path; returns seconds. The kernels take
+    one signature per dtype and variant (kernel ids and sizes are values, not types), so
+    one small run of each kind compiles them; a dtype left out is compiled by its first
+    run instead (about half the time of all).
     The cache is the one :mod:`glomsim._kernels.jit` chose (``glomsim info`` shows it;
     a read-only install's is per user).
 
@@ -96,24 +98,12 @@ def warmup(verbose: bool = False, dtypes=("float32", "float64")) -> float:
     >>> gs.warmup(dtypes=("float32",)) >= 0  # doctest: +SKIP
     True
     """
-    import numpy as np
-
+    from ._engine.warm import compile_all
     from ._validate import check_choice
-    from .config import Attention, GlomConfig
-    from .simulation import simulate
-    from .weights import random_weights
 
     dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
     for dtype in dtypes:
         check_choice("dtypes", dtype, ("float32", "float64"))
     t0 = time.perf_counter()
-    for dtype in dtypes:
-        cfg = GlomConfig(levels=2, dim=4, grid=(2, 2), steps=1, dtype=dtype,
-                         attention=Attention(radius=1.5))  # fmt: skip
-        w = random_weights(cfg, seed=0)
-        simulate(cfg, w, inputs=np.ones((4, 4)))
-        simulate(cfg, w, inputs=np.ones((4, 4)), summaries_only=True)
-        simulate(cfg, w, rule=lambda p, b, t, a, m: p)
-        if verbose:
-            print(f"compiled {dtype} kernels")
+    compile_all(dtypes, say=(lambda msg: print(msg, flush=True)) if verbose else None)
     return time.perf_counter() - t0

@@ -272,12 +272,15 @@ def stepping(work_per_step: float, *, numpy_blas: bool = False):
         _BLAS.release(libs)
 
 
-def kernels_cold() -> bool:
+def kernels_cold(variant: str = "lean") -> bool:
     """Whether the next run has to compile numba's kernels: neither compiled in this
-    process nor found in numba's cache (a check of the cache index, no compiling)."""
-    from ._kernels.step import run_steps, step_all
+    process nor found in numba's cache (a check of the cache index, no compiling). The
+    fused step comes in variants (:data:`glomsim._kernels.step.VARIANTS`): ``variant`` is
+    the one the run needs, by default the lean one most runs use (GELU nets, no
+    contrastive kernel)."""
+    from ._kernels.step import VARIANTS
 
-    for kernel in (run_steps, step_all):
+    for kernel in VARIANTS[variant]:
         if kernel.signatures:
             continue
         cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)

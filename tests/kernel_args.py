@@ -40,3 +40,17 @@ def attend(cfg, x, level=0, step=1):
         for i in range(n):
             local_row(x, i, t.indptr[level], t.indices, kernel, excl, p, norms, scores, out[i])
     return out
+
+
+def attend_lean(cfg, x, level=0):
+    """:func:`attend` by the lean variants of the attention primitives (no contrastive
+    kernel): the same numbers for every other kernel."""
+    from glomsim._kernels import attention
+
+    full = (attention.dense_block, attention.local_row)
+    g = globals()
+    g["dense_block"], g["local_row"] = attention.dense_block_lean, attention.local_row_lean
+    try:
+        return attend(cfg, x, level)
+    finally:
+        g["dense_block"], g["local_row"] = full

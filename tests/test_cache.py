@@ -128,3 +128,46 @@ def test_warmup_takes_only_the_dtypes_asked_and_refuses_others(capsys):
     assert main(["warmup", "--dtype", "float32"]) == 0
     out = capsys.readouterr().out
     assert "float32 kernels" in out and "float64" not in out and "numba cache" in out
+
+
+VARIANTS = """
+import dataclasses
+import json
+import numpy as np
+import glomsim as gs
+from glomsim._kernels import attention, nets, step
+
+def compiled():
+    return dict(
+        lean=[bool(k.signatures) for k in step.VARIANTS["lean"]],
+        full=[bool(k.signatures) for k in step.VARIANTS["full"]],
+        others=[bool(k.signatures) for k in (nets.relu_rows, nets.sin_rows,
+                                              attention.contrastive_local)],
+    )
+
+got = {}
+cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2), steps=2)
+gelu = gs.simulate(cfg, inputs=np.ones((4, 4)))
+got["after_gelu"] = compiled()
+relu = gs.simulate(dataclasses.replace(cfg, bottom_up_activation="relu"), inputs=np.ones((4, 4)))
+got["after_relu"] = compiled()
+got["differ"] = bool((gelu.embedding.values != relu.embedding.values).any())
+print(json.dumps(got))
+"""
+
+
+def test_a_run_compiles_only_its_own_variant_and_variants_never_collide():
+    """A fresh process: a GELU run (the lean variant) leaves the full variant and the
+    activations and kernel it leaves out uncompiled and unloaded; a ReLU run then takes
+    the full variant (its own cache entries: its result differs from the GELU run's)."""
+    env = {k: v for k, v in os.environ.items() if k != "GLOMSIM_NUMBA_CACHE"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", VARIANTS], capture_output=True, text=True,
+                         env=env, timeout=900)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    # the lean run_steps ran (its step_all is compiled with it, or not at all when loaded)
+    assert got["after_gelu"]["lean"][1] and got["after_gelu"]["full"] == [False, False]
+    assert got["after_gelu"]["others"] == [False, False, False]
+    assert got["after_relu"]["full"][1]  # its run_steps (and step_all, when compiled here)
+    assert got["differ"]

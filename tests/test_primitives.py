@@ -113,3 +113,14 @@ def test_one_fused_step_built_without_a_plan(dtype):
              split, buffers(cfg, 1, split, splits, False))  # fmt: skip
     want = reference.step(cfg, w, [state.astype(np.float64)], inputs.astype(np.float64), 1)
     assert _rel(out[0], want) < TOL[dtype]
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "contrastive"])
+@pytest.mark.parametrize("radius", [1.5, math.inf], ids=["local", "dense"])
+def test_the_lean_attention_variants_give_the_same_bits(kernel, radius):
+    """The lean variants (no contrastive kernel) are the same code less one branch: every
+    other kernel's attention is bit for bit the full primitives'."""
+    att = gs.Attention(kernel=kernel, beta=1.5, epsilon=1.2, radius=radius)
+    cfg = gs.GlomConfig(levels=1, dim=6, grid=(4, 6), attention=att, dtype="float32")
+    x = (2 * np.random.default_rng(3).standard_normal((cfg.n_columns, cfg.dim))).astype("float32")
+    assert np.array_equal(kernel_args.attend_lean(cfg, x), kernel_args.attend(cfg, x))

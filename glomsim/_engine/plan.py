@@ -37,6 +37,8 @@ class Plan:
         self.tasks = TaskTables(cfg, members, self.split, self.splits, self.identity)
         self.act = activation_ids(cfg)
         self.nets = stacked_nets(tuple(wlist), dt, self.splits)._replace(act=self.act)
+        #: the kernels' variant this run needs ("lean" or "full"): a run compiles only its own
+        self.variant = _variant_of(self.nets, self.attn)
         self.bufs = buffers(cfg, members, self.split, self.splits, self.identity)
         self._with_att = None  # the buffers that keep attention (custom rules), on demand
         self._bu0_ready = False  # step by step: netbuf holds level 0's bottom-up output
@@ -92,7 +94,7 @@ class Plan:
         same inputs for the same frame; :meth:`last_change` then gives the step's RMS
         change. Sampled levels attend over the lists drawn for step ``t`` (the absolute
         step: a continued run draws as the one long run)."""
-        from .._kernels.step import step_all
+        step_all = _kernels(self.variant)[0]
 
         if self.sampled:  # this step's draws, for (cfg.seed, t, level)
             self.attn = sampled_lists(self.cfg, self.attn, t)
@@ -138,7 +140,7 @@ class Plan:
         a time, and every step's RMS change and size in ``rec.change``, ``rec.rms``; ``inputs`` (F, N, D) or
         (F, M, N, D) frames. Returns the first local step whose state is not finite, or
         steps + 1, with the first failing (member, level) in ``bufs.where``."""
-        from .._kernels.step import run_steps
+        run_steps = _kernels(self.variant)[1]
 
         if self.sampled:  # pragma: no cover - integrate steps these from Python
             raise RuntimeError("a sampled config's steps each need their own lists: step()")
@@ -153,3 +155,17 @@ class Plan:
         return run_steps(span, inputs, Record(out, ring, rec.every, history, *sums),
                          self.tasks.schedule(), self.nets, self.attn, self.norm, self.maths,
                          self.split, self.bufs)  # fmt: skip
+
+
+def _kernels(name: str):
+    """(step_all, run_steps) of the variant ``name`` (imported on first use: importing the
+    engine compiles nothing)."""
+    from .._kernels.step import VARIANTS
+
+    return VARIANTS[name]
+
+
+def _variant_of(nets, attn) -> str:
+    from .._kernels.step import variant_of
+
+    return variant_of(nets, attn)

@@ -38,7 +38,12 @@ from .ids import (
     TINY,
     TWO,
 )
-from .jit import REASSOC, njit
+from .jit import REASSOC, njit, variant
+
+#: This module's kernels as written handle every kernel id; their lean variants
+#: (:data:`local_row_lean`, :data:`dense_block_lean`) leave the contrastive kernel out,
+#: so runs without it never compile its code.
+FULL = True
 
 
 @njit(fastmath=REASSOC)
@@ -80,7 +85,7 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
         for k in range(D):
             out_row[k] = x[i, k]
         return
-    if kernel == CONTRASTIVE:
+    if FULL and kernel == CONTRASTIVE:
         contrastive_local(x, i, indices[start:end], p, norms, scores, out_row)
         return
     if kernel == BOUNDED:
@@ -330,7 +335,7 @@ def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att,
     for r in range(m):
         i = r0 + r
         row = s[r]
-        if kernel == CONTRASTIVE:  # its own weights; rows need not sum to 1
+        if FULL and kernel == CONTRASTIVE:  # its own weights; rows need not sum to 1
             contrastive_row(row, i, norms, i if self_excluded else -1, p, fast, ec)
             continue
         scale = one
@@ -388,3 +393,8 @@ def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, att,
             if t == 0:
                 for k in range(x.shape[1]):
                     att[r, k] = x[r0 + r, k]
+
+
+#: The lean variants: every kernel but the contrastive one (see :data:`FULL`).
+local_row_lean = variant(local_row, "_lean", FULL=False)
+dense_block_lean = variant(dense_block, "_lean", FULL=False)

@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import types
 from pathlib import Path
 
 import numba
 
-__all__ = ["njit", "prange", "CACHE", "CACHE_DIR", "user_cache_dir", "EXACT", "FMA", "REASSOC"]
+__all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", "EXACT", "FMA",
+           "REASSOC"]  # fmt: skip
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
 
@@ -120,3 +122,25 @@ def njit(*args, parallel=False, fastmath: frozenset = EXACT, **kwargs):
 
 
 prange = numba.prange
+
+
+def variant(kernel, suffix: str, **names):
+    """A variant of the kernel ``kernel`` (a dispatcher made by :func:`njit`): the same
+    code, compiled with some of its module's globals replaced by ``names`` (a flag such
+    as ``FULL = False``, or the variants of the kernels it calls), and named
+    ``<name><suffix>`` so that its entries in numba's cache are its own (numba keys a
+    cache file by the function's name and line and its entries by the code and the
+    closure, never by globals). A flag that is a global constant prunes the branches it
+    rules out before typing, so what they call is never compiled for the variant."""
+    fn = kernel.py_func
+    scope = dict(fn.__globals__, **names)
+    new = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = fn.__qualname__ + suffix
+    new.__doc__ = fn.__doc__
+    opts = dict(kernel.targetoptions)
+    parallel = opts.pop("parallel", False)
+    fastmath = opts.pop("fastmath", set())
+    for key in ("nopython", "nogil", "cache", "error_model"):
+        opts.pop(key, None)
+    named = next((s for s in (EXACT, FMA, REASSOC) if set(s) == set(fastmath or ())), EXACT)
+    return njit(parallel=parallel, fastmath=named, **opts)(new)

@@ -21,7 +21,11 @@ import math
 import numpy as np
 
 from .ids import GELU, RELU
-from .jit import FMA, njit
+from .jit import FMA, njit, variant
+
+#: :func:`net_rows` as written runs every activation; its lean variant
+#: (:data:`net_rows_lean`) runs GELU only, so GELU runs never compile the others.
+FULL = True
 
 #: float32 polynomial coefficients: erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4] (outside,
 #: erf = +-1 to float32 precision), then constants, then exp(x) for x <= 0 as 2^n 2^f
@@ -151,10 +155,17 @@ def net_rows(x, w1, b1, w2, act, maths, h, y):
     BLAS calls."""
     fast, poly, gelu = maths
     np.dot(x, w1, h)
-    if act == GELU:
+    if FULL:
+        if act == GELU:
+            gelu_rows(h, b1, fast, poly, gelu)
+        elif act == RELU:
+            relu_rows(h, b1, gelu)
+        else:
+            sin_rows(h, b1, fast, poly)
+    else:  # the lean variant
         gelu_rows(h, b1, fast, poly, gelu)
-    elif act == RELU:
-        relu_rows(h, b1, gelu)
-    else:
-        sin_rows(h, b1, fast, poly)
     np.dot(h, w2, y)
+
+
+#: The lean variant: GELU only (see :data:`FULL`).
+net_rows_lean = variant(net_rows, "_lean", FULL=False)

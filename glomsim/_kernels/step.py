@@ -12,22 +12,31 @@ are the same for any number of threads.
 Custom rules run the same step with ``bufs.keep_att`` set, then read every contribution
 (:mod:`glomsim._engine.custom`). Arguments come grouped (:mod:`.args`); ids and parameter
 slots from :mod:`.ids`.
+
+Two variants (:data:`VARIANTS`), so that a run compiles only what it needs: the kernels as
+written (``full``: every activation and attention kernel) and ``lean`` (GELU nets, no
+contrastive kernel: most runs), made by :func:`.jit.variant` from the same code with the
+lean primitives in place of the full ones. Each loop body of the step is a function of its
+own (:func:`net_task`, :func:`combine_task`): numba's parallel passes then work on a small
+function. Cold-start CPU time of the small benchmark config (glom_pytorch, dim 64, 8x8,
+float32) fell from 45 to 32 s on a quiet-ish machine (75-82 to 53-57 s under load) this
+way, results bit for bit the same.
 """
 
 import numpy as np
 from numba import get_thread_id
 
 from .args import Nets, StepTasks
-from .attention import dense_block, key_rows, local_row
-from .ids import GLOM_PYTORCH, TINY
-from .jit import REASSOC, njit, prange
-from .nets import net_rows
+from .attention import dense_block, dense_block_lean, key_rows, local_row, local_row_lean
+from .ids import CONTRASTIVE, GELU, GLOM_PYTORCH, TINY
+from .jit import REASSOC, njit, prange, variant
+from .nets import net_rows, net_rows_lean
 from .normalise import normalise_row
 
 
 # no loop fusion: the second loop reads what the first writes for other rows
 @njit(parallel={"fusion": False})
-def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, bufs):  # noqa: C901
+def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, bufs):
     """E[t] (``out``) from E[t-1] (``prev``), E[t-d] (``delayed``) and the inputs, for M
     ensemble members at once: states (M, L, N, D), inputs (M, N, D); ``step`` a
     :class:`.args.StepTasks`, the others the groups of :mod:`.args` (nets and positional
@@ -66,12 +75,15 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     level from them, in a fixed order).
     With ``bufs.keep_att`` every attention contribution is copied to ``bufs.att_out``.
     """
-    # unpacked before the parallel loops, which then see plain arrays and scalars
+    # unpacked before the parallel loops, which then see plain arrays, scalars and the
+    # groups their tasks read; each loop's body is a function of its own (:func:`net_task`,
+    # :func:`combine_task`): numba's parallel passes then work on a small function, which
+    # had cost most of a cold start's compiling when the bodies were written out here
     mix, net_tasks, bu0_ready = step
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, identity, act = nets
     kernels, self_excl, params, dense, indptr, indices, max_k = attn
     norm_id, ln_eps = norm
-    fast_erf, erf_c, gelu_c = maths
+    fast, poly, gelu = maths
     block, rows, group = split.block, split.rows, split.group
     netbuf, norms, sqnorms, inv_norms = bufs.netbuf, bufs.norms, bufs.sqnorms, bufs.inv_norms
     nonfinite, att_out, keep_att = bufs.nonfinite, bufs.att_out, bufs.keep_att
@@ -80,141 +92,190 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     # page-faulted whenever malloc had handed memory back (~5% of a dim-256 step)
     xbuf, hbuf, ybuf, abuf, sbuf = bufs.scratch
     M, L, N, D = prev.shape
-    shared = bu_w1.shape[0] == 1
     nb = (N + rows - 1) // rows
     for it in prange(net_tasks.shape[0]):
-        kind = net_tasks[it, 0]
-        level = net_tasks[it, 1]
-        g0 = net_tasks[it, 2]
-        r0 = net_tasks[it, 3]
-        chunk = net_tasks[it, 4]
-        if kind == 2:  # norms (and key scales) of one member's block of rows
-            key_rows(prev[g0, level], r0, min(N, r0 + rows), kernels[level] == GLOM_PYTORCH,
-                     params[level, TINY], norms[g0, level], sqnorms[g0, level],
-                     inv_norms[g0, level])  # fmt: skip
-            continue
-        g1 = min(M, g0 + group)
-        G = g1 - g0
-        r1 = min(N, r0 + block)
-        m = r1 - r0
-        wm = 0 if shared else g0
         tid = get_thread_id()
-        x = xbuf[tid, : G * m]
-        for gm in range(G):
-            if kind == 0:
-                src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
-                for r in range(m):
-                    for k in range(D):
-                        x[gm * m + r, k] = src[r0 + r, k]
-            else:
-                src = delayed[g0 + gm, level + 1]
-                p = pos[0 if shared else g0 + gm]
-                for r in range(m):
-                    for k in range(D):
-                        x[gm * m + r, k] = src[r0 + r, k] + p[r0 + r, k]
-        w1 = bu_w1[wm, level, chunk] if kind == 0 else td_w1[wm, level, chunk]
-        b1 = bu_b1[wm, level, chunk] if kind == 0 else td_b1[wm, level, chunk]
-        w2 = bu_w2[wm, level, chunk] if kind == 0 else td_w2[wm, level, chunk]
-        b2 = bu_b2[wm, level] if kind == 0 else td_b2[wm, level]
-        h = hbuf[tid, : G * m]
-        y = ybuf[tid, : G * m]
-        net_rows(x, w1, b1, w2, act[kind], maths, h, y)
-        for gm in range(G):
-            dst = netbuf[kind, chunk, level, g0 + gm]
-            if chunk == 0:
-                for r in range(m):
-                    for k in range(D):
-                        dst[r0 + r, k] = y[gm * m + r, k] + b2[k]
-            else:
-                for r in range(m):
-                    for k in range(D):
-                        dst[r0 + r, k] = y[gm * m + r, k]
+        # groups made again inside the loop: a parallel loop passes arrays and scalars
+        net_task(net_tasks[it], (prev, delayed, inputs),
+                 (bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act),
+                 (fast, poly, gelu), (kernels, params), (block, rows, group),
+                 (netbuf, norms, sqnorms, inv_norms), (xbuf[tid], hbuf[tid], ybuf[tid]))  # fmt: skip
     for task in prange(L * M * nb):
-        level = task // (M * nb)
-        member = (task // nb) % M
-        r0 = (task % nb) * rows
-        r1 = min(N, r0 + rows)
-        m = r1 - r0
-        w = mix[level]
-        zero = w[0] - w[0]
-        total = zero
-        for c in range(4):
-            if w[c] > 0:
-                total += w[c]
-        x = prev[member, level]
         tid = get_thread_id()
-        att = abuf[tid, :m]
-        if w[3] > 0:
-            if dense[level]:
-                dense_block(
-                    x, r0, kernels[level], self_excl[level], params[level],
-                    norms[member, level], sqnorms[member, level], inv_norms[member, level], att,
-                    fast_erf, erf_c, sbuf[tid, :m],
-                )  # fmt: skip
-            else:
-                scores = np.empty(max_k, dtype=prev.dtype)
-                for r in range(m):
-                    local_row(
-                        x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
-                        params[level], norms[member, level], scores, att[r],
-                    )  # fmt: skip
-            if keep_att:  # the custom-rule path reads every contribution
-                att_out[level, member, r0:r1] = att
-        S = netbuf.shape[1]
-        if identity:
-            bu = inputs[member] if level == 0 else prev[member, level - 1]
-            td = delayed[member, min(level + 1, L - 1)]
+        # an int64 index, as in typing: the loop's own (uint64 in the parallel lowering)
+        # had compiled the task a second time
+        combine_task(np.int64(task), (prev, delayed, inputs, out), (mix, bu0_ready),
+                     (pos, identity), (kernels, self_excl, params, dense, indptr, indices,
+                     max_k), (norm_id, ln_eps), (fast, poly), rows,
+                     (netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att,
+                     change_sums), (abuf[tid], sbuf[tid]))  # fmt: skip
+
+
+@njit
+def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
+    """One task of :func:`step_all`'s first loop, ``task`` a row of its net tasks: the
+    norms (and key scales) of one member's block of rows, or one net on a group of
+    members x a block of rows, one hidden chunk, into ``netbuf``; ``xbuf``, ``hbuf``,
+    ``ybuf``: the thread's scratch (the groups are :func:`step_all`'s arrays, grouped
+    again: a parallel loop passes arrays and scalars, not groups of groups)."""
+    prev, delayed, inputs = states
+    bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act = nets
+    kernels, params = attn
+    block, rows, group = sizes
+    netbuf, norms, sqnorms, inv_norms = outs
+    xbuf, hbuf, ybuf = scratch
+    M, L, N, D = prev.shape
+    shared = bu_w1.shape[0] == 1
+    kind = task[0]
+    level = task[1]
+    g0 = task[2]
+    r0 = task[3]
+    chunk = task[4]
+    if kind == 2:  # norms (and key scales) of one member's block of rows
+        key_rows(prev[g0, level], r0, min(N, r0 + rows), kernels[level] == GLOM_PYTORCH,
+                 params[level, TINY], norms[g0, level], sqnorms[g0, level],
+                 inv_norms[g0, level])  # fmt: skip
+        return
+    g1 = min(M, g0 + group)
+    G = g1 - g0
+    r1 = min(N, r0 + block)
+    m = r1 - r0
+    wm = 0 if shared else g0
+    x = xbuf[: G * m]
+    for gm in range(G):
+        if kind == 0:
+            src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
+            for r in range(m):
+                for k in range(D):
+                    x[gm * m + r, k] = src[r0 + r, k]
         else:
-            bu = netbuf[0, 0, level, member]
-            td = netbuf[1, 0, level, member]
-            for c in range(1, S):  # nets cut along the hidden layer: add the other chunks
-                more_bu = netbuf[0, c, level, member]
-                more_td = netbuf[1, c, level, member]
-                for r in range(m):
-                    i = r0 + r
-                    if w[0] > 0 and not (level == 0 and bu0_ready):
-                        for k in range(D):
-                            bu[i, k] += more_bu[i, k]
-                    if level < L - 1 and w[1] > 0:
-                        for k in range(D):
-                            td[i, k] += more_td[i, k]
-        p = pos[0 if pos.shape[0] == 1 else member]
-        o = out[member, level]
-        check = zero  # stays exactly 0 while every entry is finite (x - x)
-        moved = 0.0  # sums of squares of E_t - E_{t-1} and of E_t over these rows (float64)
-        total_sq = 0.0
-        for r in range(m):
-            i = r0 + r
-            orow = o[i]
-            for k in range(D):
-                orow[k] = zero
-            if w[0] > 0:
+            src = delayed[g0 + gm, level + 1]
+            p = pos[0 if shared else g0 + gm]
+            for r in range(m):
                 for k in range(D):
-                    orow[k] += w[0] * bu[i, k]
-            if level < L - 1 and w[1] > 0:
-                if identity:
+                    x[gm * m + r, k] = src[r0 + r, k] + p[r0 + r, k]
+    w1 = bu_w1[wm, level, chunk] if kind == 0 else td_w1[wm, level, chunk]
+    b1 = bu_b1[wm, level, chunk] if kind == 0 else td_b1[wm, level, chunk]
+    w2 = bu_w2[wm, level, chunk] if kind == 0 else td_w2[wm, level, chunk]
+    b2 = bu_b2[wm, level] if kind == 0 else td_b2[wm, level]
+    h = hbuf[: G * m]
+    y = ybuf[: G * m]
+    net_rows(x, w1, b1, w2, act[kind], maths, h, y)
+    for gm in range(G):
+        dst = netbuf[kind, chunk, level, g0 + gm]
+        if chunk == 0:
+            for r in range(m):
+                for k in range(D):
+                    dst[r0 + r, k] = y[gm * m + r, k] + b2[k]
+        else:
+            for r in range(m):
+                for k in range(D):
+                    dst[r0 + r, k] = y[gm * m + r, k]
+
+
+@njit
+def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratch):  # noqa: C901
+    """One task of :func:`step_all`'s second loop, per (level, member, block of rows):
+    attention, the weighted combination and the normalisation of those rows of ``out``,
+    with the task's non-finite flag and sums of squares; ``scratch``: the thread's (the
+    groups are :func:`step_all`'s arrays, grouped again)."""
+    prev, delayed, inputs, out = states
+    mix, bu0_ready = step
+    pos, identity = nets
+    kernels, self_excl, params, dense, indptr, indices, max_k = attn
+    norm_id, ln_eps = norm
+    fast_erf, erf_c = maths
+    netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att, change_sums = bufs
+    abuf, sbuf = scratch
+    M, L, N, D = prev.shape
+    nb = (N + rows - 1) // rows
+    level = task // (M * nb)
+    member = (task // nb) % M
+    r0 = (task % nb) * rows
+    r1 = min(N, r0 + rows)
+    m = r1 - r0
+    w = mix[level]
+    zero = w[0] - w[0]
+    total = zero
+    for c in range(4):
+        if w[c] > 0:
+            total += w[c]
+    x = prev[member, level]
+    att = abuf[:m]
+    if w[3] > 0:
+        if dense[level]:
+            dense_block(
+                x, r0, kernels[level], self_excl[level], params[level],
+                norms[member, level], sqnorms[member, level], inv_norms[member, level], att,
+                fast_erf, erf_c, sbuf[:m],
+            )  # fmt: skip
+        else:
+            scores = np.empty(max_k, dtype=prev.dtype)
+            for r in range(m):
+                local_row(
+                    x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
+                    params[level], norms[member, level], scores, att[r],
+                )  # fmt: skip
+        if keep_att:  # the custom-rule path reads every contribution
+            kept = att_out[level, member]
+            for r in range(m):  # a loop, not a slice assignment: see _copy_rows
+                for k in range(D):
+                    kept[r0 + r, k] = att[r, k]
+    S = netbuf.shape[1]
+    if identity:
+        bu = inputs[member] if level == 0 else prev[member, level - 1]
+        td = delayed[member, min(level + 1, L - 1)]
+    else:
+        bu = netbuf[0, 0, level, member]
+        td = netbuf[1, 0, level, member]
+        for c in range(1, S):  # nets cut along the hidden layer: add the other chunks
+            more_bu = netbuf[0, c, level, member]
+            more_td = netbuf[1, c, level, member]
+            for r in range(m):
+                i = r0 + r
+                if w[0] > 0 and not (level == 0 and bu0_ready):
                     for k in range(D):
-                        orow[k] += w[1] * (td[i, k] + p[i, k])
-                else:
+                        bu[i, k] += more_bu[i, k]
+                if level < L - 1 and w[1] > 0:
                     for k in range(D):
-                        orow[k] += w[1] * td[i, k]
-            if w[2] > 0:
-                for k in range(D):
-                    orow[k] += w[2] * x[i, k]
-            if w[3] > 0:
-                for k in range(D):
-                    orow[k] += w[3] * att[r, k]
+                        td[i, k] += more_td[i, k]
+    p = pos[0 if pos.shape[0] == 1 else member]
+    o = out[member, level]
+    check = zero  # stays exactly 0 while every entry is finite (x - x)
+    moved = 0.0  # sums of squares of E_t - E_{t-1} and of E_t over these rows (float64)
+    total_sq = 0.0
+    for r in range(m):
+        i = r0 + r
+        orow = o[i]
+        for k in range(D):
+            orow[k] = zero
+        if w[0] > 0:
             for k in range(D):
-                orow[k] = orow[k] / total
-            normalise_row(orow, norm_id, ln_eps)
+                orow[k] += w[0] * bu[i, k]
+        if level < L - 1 and w[1] > 0:
+            if identity:
+                for k in range(D):
+                    orow[k] += w[1] * (td[i, k] + p[i, k])
+            else:
+                for k in range(D):
+                    orow[k] += w[1] * td[i, k]
+        if w[2] > 0:
             for k in range(D):
-                check += orow[k] - orow[k]
-            dm, dt = row_sums(orow, x[i])
-            moved += dm
-            total_sq += dt
-        nonfinite[task] = 0 if check == 0 else 1
-        change_sums[0, task] = moved
-        change_sums[1, task] = total_sq
+                orow[k] += w[2] * x[i, k]
+        if w[3] > 0:
+            for k in range(D):
+                orow[k] += w[3] * att[r, k]
+        for k in range(D):
+            orow[k] = orow[k] / total
+        normalise_row(orow, norm_id, ln_eps)
+        for k in range(D):
+            check += orow[k] - orow[k]
+        dm, dt = row_sums(orow, x[i])
+        moved += dm
+        total_sq += dt
+    nonfinite[task] = 0 if check == 0 else 1
+    change_sums[0, task] = moved
+    change_sums[1, task] = total_sq
 
 
 @njit(fastmath=REASSOC)
@@ -365,7 +426,7 @@ def run_steps(span, inputs, record, sched, nets, attn, norm, maths, split, bufs)
                 break
             reduce_change(change_sums, L, mc, nb, N * D, change[t][m0:m1], rms[t][m0:m1])
             if record_every != 1 and (step % record_every == 0 or t == steps):
-                out[n_rec][m0:m1] = new
+                _copy_rows(new, out[n_rec][m0:m1])
                 n_rec += 1
     return failed
 
@@ -381,7 +442,8 @@ def _tasks_below(tasks, members):
     keep = 0
     for q in range(tasks.shape[0]):
         if tasks[q, 2] < members:
-            short[keep] = tasks[q]
+            for c in range(5):
+                short[keep, c] = tasks[q, c]
             keep += 1
     return short
 
@@ -398,3 +460,37 @@ def _first_failure(nonfinite, levels, members, blocks):
             if mb < best_m or (mb == best_m and lv < best_l):
                 best_m, best_l = mb, lv
     return best_m, best_l
+
+
+@njit
+def _copy_rows(src, dst):
+    """dst[...] = src for two (M, L, N, D) arrays of one shape, as loops: numba compiles
+    a slice assignment with an error message of the shapes (string formatting: ~6 s of
+    CPU time on a cold start, once per rank)."""
+    M, L, N, D = src.shape
+    for a in range(M):
+        for b in range(L):
+            for i in range(N):
+                for k in range(D):
+                    dst[a, b, i, k] = src[a, b, i, k]
+
+
+# The lean variants: GELU nets and no contrastive kernel (most runs). A run compiles only
+# the variant it runs (:func:`variant_of`); ``glomsim warmup`` compiles both.
+net_task_lean = variant(net_task, "_lean", net_rows=net_rows_lean)
+combine_task_lean = variant(combine_task, "_lean", local_row=local_row_lean,
+                            dense_block=dense_block_lean)  # fmt: skip
+step_all_lean = variant(step_all, "_lean", net_task=net_task_lean,
+                        combine_task=combine_task_lean)  # fmt: skip
+run_steps_lean = variant(run_steps, "_lean", step_all=step_all_lean)
+
+#: (step_all, run_steps) of each variant: "lean" and "full".
+VARIANTS = {"lean": (step_all_lean, run_steps_lean), "full": (step_all, run_steps)}
+
+
+def variant_of(nets, attn) -> str:
+    """The variant a run needs: "lean" when every net is GELU (or the nets are
+    identities) and no level uses the contrastive kernel, else "full"."""
+    gelu = bool(nets.identity) or bool(np.all(np.asarray(nets.act) == GELU))
+    contrastive = bool(np.any(np.asarray(attn.kernels) == CONTRASTIVE))
+    return "lean" if gelu and not contrastive else "full"

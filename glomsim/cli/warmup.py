@@ -1,4 +1,5 @@
-"""``glomsim warmup``: compile every numba kernel once, into the cache."""
+"""``glomsim warmup``: compile every numba kernel once, into the cache: both variants of
+the fused step (lean and full, see :mod:`glomsim._kernels.step`) for each dtype asked."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ def register(subparsers):
     """Add the ``warmup`` subcommand to an argparse ``subparsers`` object."""
     w = subparsers.add_parser(
         "warmup",
-        help="compile every numba kernel once, into the cache (glomsim info shows where; a "
-        "read-only install's is ~/.cache/glomsim/numba, or GLOMSIM_CACHE_DIR)",
+        help="compile every numba kernel once, into the cache: both variants of the step "
+        "(lean: GELU nets, no contrastive kernel; full: everything) per dtype (glomsim info "
+        "shows where; a read-only install's is ~/.cache/glomsim/numba, or GLOMSIM_CACHE_DIR)",
     )
     w.add_argument("-q", "--quiet", action="store_true")
     w.add_argument("--dtype", nargs="+", choices=("float32", "float64"),
