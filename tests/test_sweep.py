@@ -478,3 +478,23 @@ def test_example_spec_is_valid():
     spec = load_spec(Path(__file__).parents[1] / "examples" / "sweep_small.toml")
     assert spec.shape == (2, 3, 4) and spec.dims == ("beta", "radius", "seed")
     assert open_sweep is sweep.open_sweep
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"bottom_up_activation": "relu"},
+        {"top_down_activation": "sin"},
+        {"attention": [gs.Attention(), gs.Attention(kernel="contrastive")]},
+        {"attention": gs.Attention(kernel="gaussian")},
+    ],
+)
+def test_the_sweep_compiles_first_the_variant_its_runs_use(changes):
+    """The driver compiles, before its workers start, the fused step's variant that the
+    plan of each run will ask for (else workers would each compile the other one)."""
+    from glomsim._engine import Plan
+    from glomsim.sweep.execute import _variant
+
+    cfg = gs.GlomConfig(levels=2, dim=4, grid=(2, 2), steps=1, **changes)
+    assert _variant(cfg) == Plan(cfg, gs.random_weights(cfg, seed=0), 1).variant

@@ -209,26 +209,39 @@ def _sweep(spec, store, layout, client, workers, progress, resume, retry_failed)
 def _compile_first(spec, batches, progress) -> None:
     """Compile the kernels the runs need here, once, before any worker starts (and before
     the progress bar, so that its ETA does not count compiling): workers then load them
-    from numba's cache instead of each compiling the same. One two-step run per dtype
-    the batches use; nothing when the kernels are compiled or cached already."""
+    from numba's cache instead of each compiling the same. One two-step run per dtype and
+    kernel variant (:func:`_variant`) the batches use, for the variants that are neither
+    compiled nor cached."""
     from ..runtime import kernels_cold, say_compiling
 
-    if not kernels_cold():
+    firsts = {}
+    for batch in batches:
+        cfg = spec.settings(spec.unravel(batch[0])[0])["config"]
+        firsts.setdefault((cfg.dtype, _variant(cfg)), batch[0])
+    cold = {variant for variant in {v for _, v in firsts} if kernels_cold(variant)}
+    if not cold:
         return
     if progress:
         say_compiling()
     from ..simulation import simulate
     from .runs import input_args, prepare_run
 
-    firsts = {}
-    for batch in batches:
-        dtype = spec.settings(spec.unravel(batch[0])[0])["config"].dtype
-        firsts.setdefault(dtype, batch[0])
-    for index in firsts.values():
+    for (_, variant), index in firsts.items():
+        if variant not in cold:
+            continue
         cfg, w, scene, init = prepare_run(spec, index)
         given = input_args(spec, spec.unravel(index)[0], scene)
         simulate(cfg, w, init=init, steps=min(cfg.steps, 2),
                  record_every=spec.keep["record_every"], **given)  # fmt: skip
+
+
+def _variant(cfg) -> str:
+    """The fused step's variant a config's runs use (:func:`glomsim._kernels.step.variant_of`
+    from the config alone): "lean" with GELU nets and no contrastive level, else "full"
+    (identity nets would need only "lean"; compiling "full" for them is merely slower)."""
+    gelu = cfg.bottom_up_activation == "gelu" and cfg.top_down_activation == "gelu"
+    contrastive = any(cfg.attention_at(lv).kernel == "contrastive" for lv in range(cfg.levels))
+    return "lean" if gelu and not contrastive else "full"
 
 
 def _batches(spec, todo) -> list[tuple[int, ...]]:
