@@ -215,9 +215,12 @@ def _compile_first(spec, batches, progress) -> None:
     from ..runtime import kernels_cold, say_compiling
 
     firsts = {}
-    for batch in batches:
-        cfg = spec.settings(spec.unravel(batch[0])[0])["config"]
-        firsts.setdefault((cfg.dtype, _variant(cfg)), batch[0])
+    for index in (i for batch in batches for i in batch):
+        try:  # an invalid combination of axis values is recorded as failed, not run
+            cfg = spec.settings(spec.unravel(index)[0])["config"]
+        except ValueError:
+            continue
+        firsts.setdefault((cfg.dtype, _variant(cfg)), index)
     cold = {variant for variant in {v for _, v in firsts} if kernels_cold(variant)}
     if not cold:
         return
@@ -231,8 +234,11 @@ def _compile_first(spec, batches, progress) -> None:
             continue
         cfg, w, scene, init = prepare_run(spec, index)
         given = input_args(spec, spec.unravel(index)[0], scene)
-        simulate(cfg, w, init=init, steps=min(cfg.steps, 2),
-                 record_every=spec.keep["record_every"], **given)  # fmt: skip
+        try:  # compiled once it starts stepping; a run that diverges has compiled too
+            simulate(cfg, w, init=init, steps=min(cfg.steps, 2),
+                     record_every=spec.keep["record_every"], **given)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the run itself reports its failure later
+            continue
 
 
 def _variant(cfg) -> str:
