@@ -143,6 +143,24 @@ def table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".
     return "\n".join(lines)
 
 
+def t_interval(x, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the two-sided Student t interval of the mean of the finite values
+    of ``x`` (any shape); NaN bounds with fewer than two values, all NaN with none."""
+    import math
+
+    from scipy.stats import t
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return mean, mean - half, mean + half
+
+
 # --- island maps: the scheme of analysis.plot.island_maps on panels of several runs ---
 
 

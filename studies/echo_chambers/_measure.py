@@ -24,19 +24,7 @@ PERTURBATIONS = ("white, all columns", "white, one part", "coherent, one part")
 STARTS = ("fresh", "from A", "from C", "from random")
 
 
-def t_interval(x, confidence):
-    """(mean, low, high): two-sided Student t interval of the mean of the finite values."""
-    from scipy.stats import t
-
-    x = np.asarray(x, dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
+from _common import t_interval  # noqa: E402 - beside run.py, which puts studies/ on the path
 
 
 def fmt(x, confidence, digits=2):

@@ -35,19 +35,7 @@ import _common  # noqa: E402
 SCORES = ("ari", "ari_all", "stale", "baseline", "baseline_all", "lag", "kept")
 
 
-def t_interval(x, confidence):
-    """(mean, low, high): Student t interval of the mean of the finite values of ``x``."""
-    from scipy.stats import t
-
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan
-    half = float(t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return mean, mean - half, mean + half
+t_interval = _common.t_interval
 
 
 def velocities(seed, n_objects, speed):
