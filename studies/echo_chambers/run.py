@@ -52,9 +52,9 @@ def sweep_dataset(study, out, base):
     return ds
 
 
-def sweep_rows(ds, level, conf):
-    """Part 1 table rows at one level; attention 0 once (it has no beta)."""
-    rows = []
+def _cells(ds, level):
+    """(the row's first columns, the cell) over beta x attention x noise at one level;
+    attention 0 once (it has no beta)."""
     for beta in ds.beta.values:
         for weight in ds.attention.values:
             if weight == 0 and beta != ds.beta.values[0]:
@@ -63,30 +63,29 @@ def sweep_rows(ds, level, conf):
                 cell = ds.sel(beta=beta, attention=weight, noise=noise, level=level)
                 row = dict(beta="-" if weight == 0 else f"{beta:g}", attention=f"{weight:g}",
                            noise=f"{noise:g}")  # fmt: skip
-                for k in ("ari", "purity", "inverse_purity", "leak", "leak_bg", "contrast"):
-                    row[k] = m.fmt(cell[k].values, conf)
-                row["islands"] = m.fmt(cell["count"].values, conf, 1)
-                row["settled"] = f"{float(np.nanmean(cell['settled'].values)):.2f}"
-                rows.append(row)
+                yield row, cell
+
+
+def sweep_rows(ds, level, conf):
+    """Part 1 table rows at one level."""
+    rows = []
+    for row, cell in _cells(ds, level):
+        for k in ("ari", "purity", "inverse_purity", "leak", "leak_bg", "contrast"):
+            row[k] = m.fmt(cell[k].values, conf)
+        row["islands"] = m.fmt(cell["count"].values, conf, 1)
+        row["settled"] = f"{float(np.nanmean(cell['settled'].values)):.2f}"
+        rows.append(row)
     return rows
 
 
 def threshold_rows(ds, level, conf):
+    """The ARI at every island threshold, and the contrast, at one level."""
     rows = []
-    for beta in ds.beta.values:
-        for weight in ds.attention.values:
-            if weight == 0 and beta != ds.beta.values[0]:
-                continue
-            for noise in ds.noise.values:
-                cell = ds.sel(beta=beta, attention=weight, noise=noise, level=level)
-                row = dict(beta="-" if weight == 0 else f"{beta:g}", attention=f"{weight:g}",
-                           noise=f"{noise:g}")  # fmt: skip
-                for th in ds.threshold.values:
-                    row[f"ari @{th:g}"] = m.fmt(
-                        cell["ari_threshold"].sel(threshold=th).values, conf
-                    )
-                row["contrast"] = m.fmt(cell["contrast"].values, conf)
-                rows.append(row)
+    for row, cell in _cells(ds, level):
+        for th in ds.threshold.values:
+            row[f"ari @{th:g}"] = m.fmt(cell["ari_threshold"].sel(threshold=th).values, conf)
+        row["contrast"] = m.fmt(cell["contrast"].values, conf)
+        rows.append(row)
     return rows
 
 
