@@ -654,7 +654,7 @@ def _contention_only(args):
     import contention
 
     configs = tuple(args.only or ["small", "local"])
-    rows = contention.run_contention(configs, rounds=5 if args.quick else 2 * args.repeats - 1)
+    rows = contention.run_contention(configs, rounds=5 if args.quick else 30)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = dict(contention=rows)

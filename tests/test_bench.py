@@ -81,7 +81,9 @@ def test_the_contention_table_compares_default_with_one_thread_and_stops_its_com
     for r in rows:
         assert r["config"] == "small" and r["load"] == "busy"
         assert {"default", "one_thread"} <= set(r["ms_per_iteration"])
-        assert r["default_over_one_thread"] > 0
+        lo, hi = r["default_over_one_thread_interval"]
+        assert 0 < lo <= r["default_over_one_thread"] <= hi
+        assert set(r["cpu_ms_per_iteration"]) == set(r["ms_per_iteration"])
         assert 1 <= min(r["default_threads_chosen"]) <= r["numba_threads"]
     with pytest.raises(ProcessLookupError):  # the competitor was stopped
         os.kill(contention.run_contention.competitor_pid, 0)
@@ -90,6 +92,17 @@ def test_the_contention_table_compares_default_with_one_thread_and_stops_its_com
         contention.run_contention(("no_such_config",), rounds=1, loads=("busy",))
     with pytest.raises(ProcessLookupError):
         os.kill(contention.run_contention.competitor_pid, 0)
+
+
+def test_the_contention_ratio_is_a_ratio_of_paired_medians_with_an_interval_around_it():
+    import numpy as np
+
+    contention = _benchmark_module("contention")
+    a = np.random.default_rng(1).lognormal(0.0, 0.4, size=31)
+    ratio, lo, hi = contention.ratio_of_medians(2.0 * a, a)
+    assert ratio == 2.0 and lo == hi == 2.0  # every resample keeps the pairs together
+    ratio, lo, hi = contention.ratio_of_medians(a, a[::-1])
+    assert ratio == 1.0 and lo < 1.0 < hi  # the same values in other rounds: it spreads
 
 
 def test_the_jax_peers_agree_with_glomsim_and_glom_pytorch():
