@@ -53,6 +53,12 @@ def glomsim_flops_per_iteration(dim, levels, n, k, iters):
     return flops_per_iteration(dim, levels, n, k) - (iters - 1) / iters * n * 16 * dim * dim
 
 
+def glomsim_net_flops_per_iteration(dim, levels, n, iters):
+    """The nets' share of :func:`glomsim_flops_per_iteration`: a run's net-bound limit is
+    this at the GEMM peak (attention, combination and normalisation taking no time)."""
+    return (2 * levels - 1) * n * 16 * dim * dim - (iters - 1) / iters * n * 16 * dim * dim
+
+
 def gemm_peak(threads, size=2048, repeats=5):
     from threadpoolctl import threadpool_limits
 
@@ -582,14 +588,18 @@ def main(argv=None):
             continue
         for threads in args.threads:
             row = bench_config(name, threads, repeats, not args.no_reference and name != "large")
-            row["fraction_of_gemm_peak"] = (  # of what glomsim executes
-                row["glomsim_executed_gflops"] / result["gemm_peak_gflops"][threads]
-            )
+            peak = result["gemm_peak_gflops"][threads]
+            row["fraction_of_gemm_peak"] = row["glomsim_executed_gflops"] / peak  # executed
+            dim, levels, side, _, iters = CONFIGS[name]
+            net_bound_ms = glomsim_net_flops_per_iteration(dim, levels, side**2, iters) / peak / 1e6
+            row["net_bound_ms_per_iteration"] = net_bound_ms
+            row["over_net_bound"] = row["ms_per_iteration"]["glomsim"] / net_bound_ms
             result["rows"].append(row)
             ms = row["ms_per_iteration"]
             print(f"{name:>6} {threads}t: glomsim {ms['glomsim']:.2f} ms/it "
                   f"({row['glomsim_executed_gflops']:.0f} GFLOP/s executed, "
-                  f"{100 * row['fraction_of_gemm_peak']:.0f}% of GEMM peak; "
+                  f"{100 * row['fraction_of_gemm_peak']:.0f}% of GEMM peak, "
+                  f"x{row['over_net_bound']:.2f} its net-bound limit; "
                   f"{row['gflops']['glomsim']:.0f} GFLOP/s of the peers' work)"
                   + "".join(f", {k[11:]} x{v:.1f}" for k, v in row.items()
                             if k.startswith("speedup_vs_"))

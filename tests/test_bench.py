@@ -28,6 +28,8 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     for peer in peers - {"glomsim"}:
         assert row[f"speedup_vs_{peer}"] > 0
     assert 0 < row["fraction_of_gemm_peak"]
+    # the net-bound limit counts the nets' part of the executed work: executed / net >= 1
+    assert row["fraction_of_gemm_peak"] * row["over_net_bound"] >= 1.0
     # glomsim keeps 11 states of 5 x 64 x 64 float32 (~0.9 MB): its traced peak covers them
     assert row["peak_traced_mb"]["glomsim"] > 11 * 5 * 64 * 64 * 4 / 2**20
 
