@@ -171,3 +171,36 @@ def test_a_run_compiles_only_its_own_variant_and_variants_never_collide():
     assert got["after_gelu"]["others"] == [False, False, False]
     assert got["after_relu"]["full"][1]  # its run_steps (and step_all, when compiled here)
     assert got["differ"]
+
+
+OPT_LEVELS = """
+import collections, json
+from numba.core import codegen, config
+seen = collections.Counter()
+builder = codegen.CPUCodegen._pass_builder
+def spy(self, **kw):
+    if "opt" not in kw:  # the passes that read the level (numba's cheap pre-pass names 0)
+        seen[int(config.OPT)] += 1
+    return builder(self, **kw)
+codegen.CPUCodegen._pass_builder = spy
+import numba
+from glomsim._kernels.jit import OPT, njit
+def ours(x):
+    return x * 2.0 + 1.0
+ours = njit(ours)
+ours(1.0)
+mine, seen = dict(seen), collections.Counter()
+numba.njit(lambda x: x - 1.0)(1.0)
+print(json.dumps(dict(ours=mine, user=dict(seen), after=int(config.OPT), opt=OPT)))
+"""
+
+
+def test_glomsims_kernels_compile_at_its_opt_level_and_the_users_keep_numbas():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_OPT"}
+    env["GLOMSIM_NUMBA_CACHE"] = "0"  # compiled here, never loaded
+    out = subprocess.run([sys.executable, "-c", OPT_LEVELS], capture_output=True, text=True,
+                         env=env, check=True, timeout=300)  # fmt: skip
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(r["ours"]) == {str(r["opt"])} and r["opt"] != 3
+    assert set(r["user"]) == {"3"}  # numba's default level, restored after ours compiled
+    assert r["after"] == 3

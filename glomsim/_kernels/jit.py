@@ -103,9 +103,51 @@ def _numba_cache_dir():
         numba.config.CACHE_DIR = before
 
 
+#: LLVM's optimisation level for glomsim's kernels (numba's default, ``NUMBA_OPT``, is 3).
+#: At 1 a cold start's compiling took 22-25 s of CPU against 27-32 s at 3 (the small
+#: benchmark config, alternating processes), and steps ran as fast: median ms a step on
+#: one thread, levels 3 against 1, 32.8-33.8 and 32.7-33.6 (32x32, dim 128, radius 2),
+#: 0.46-0.49 and 0.47-0.48 (16x16, dim 16), 0.099-0.102 and 0.098-0.099 (8x8 global,
+#: dim 16), 0.99-1.02 and 0.98-1.00 (8x8, dim 64): the kernels are written as the loops
+#: they should run, BLAS does the products, and level 1 still inlines and vectorises.
+#: Level 0 was 10-300x slower. Only while one of glomsim's kernels compiles (a user's
+#: own numba functions keep numba's level); a ``NUMBA_OPT`` in the environment wins.
+OPT = 1
+
+
+def _at_opt_level(dispatcher):
+    """Make ``dispatcher`` compile at :data:`OPT`: numba reads ``config.OPT`` whenever it
+    builds a pass manager, so the level is set around the dispatcher's ``compile`` (nested
+    compiles of the kernels it calls included) and restored after. numba's code generator,
+    which keeps the level it was made with for the machine code, is made first."""
+    if os.environ.get("NUMBA_OPT"):  # the user's explicit choice wins
+        return dispatcher
+    compile_ = dispatcher.compile
+
+    def compile(sig):
+        if sig in dispatcher.overloads:  # compiled already: numba returns at once
+            return compile_(sig)
+        from numba.core import config
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context  # noqa: B018 - numba makes its code generator on first use
+        # under numba's own (reentrant) compiler lock: no other thread compiles meanwhile
+        with global_compiler_lock:
+            before = config.OPT
+            config.OPT = type(before)(OPT)
+            try:
+                return compile_(sig)
+            finally:
+                config.OPT = before
+
+    dispatcher.compile = compile
+    return dispatcher
+
+
 def _decorate(decorator, fn):
     with _numba_cache_dir():
-        return decorator(fn)
+        return _at_opt_level(decorator(fn))
 
 
 def njit(*args, parallel=False, fastmath: frozenset = EXACT, **kwargs):
