@@ -300,6 +300,6 @@ def say_compiling(stream=None) -> bool:
 
     if not kernels_cold():
         return False
-    print("compiling kernels (first run only; this takes about half a minute)", flush=True,
+    print("compiling kernels (first run only; this takes 20-30 seconds)", flush=True,
           file=stream or sys.stderr)  # fmt: skip
     return True
