@@ -161,6 +161,16 @@ def t_interval(x, confidence: float = 0.95) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def fmt_interval(mean, lo=np.nan, hi=np.nan, digits=2, missing="nan") -> str:
+    """'mean [low, high]' with ``digits`` decimals; the mean alone when a bound is not
+    finite (one value, or none asked), ``missing`` when the mean is not finite."""
+    if not np.isfinite(mean):
+        return missing
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 # --- island maps: the scheme of analysis.plot.island_maps on panels of several runs ---
 
 

@@ -8,8 +8,6 @@ also counts the pairs across an object's outline.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 #: scores of one settled state, each (levels,)
@@ -24,17 +22,12 @@ PERTURBATIONS = ("white, all columns", "white, one part", "coherent, one part")
 STARTS = ("fresh", "from A", "from C", "from random")
 
 
-from _common import t_interval  # noqa: E402 - beside run.py, which puts studies/ on the path
+from _common import fmt_interval, t_interval  # noqa: E402 - run.py puts studies/ on the path
 
 
 def fmt(x, confidence, digits=2):
     """'mean [low, high]' of the values ``x`` over seeds."""
-    mean, lo, hi = t_interval(x, confidence)
-    if not math.isfinite(mean):
-        return "nan"
-    if not math.isfinite(lo):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return fmt_interval(*t_interval(x, confidence), digits)
 
 
 class Runs:

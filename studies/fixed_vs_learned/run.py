@@ -81,12 +81,7 @@ def _pair_name(level):
 
 
 def _fmt(stats, digits=3):
-    mean, lo, hi = stats
-    if not np.isfinite(mean):
-        return "nan"
-    if not np.isfinite(lo):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return _common.fmt_interval(*stats, digits)
 
 
 class Summary:

@@ -45,11 +45,7 @@ t_interval = _common.t_interval
 
 
 def fmt(mean, lo=math.nan, hi=math.nan, digits=2):
-    if not math.isfinite(mean):
-        return "none"
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return _common.fmt_interval(mean, lo, hi, digits, missing="none")
 
 
 def rlabel(r) -> str:

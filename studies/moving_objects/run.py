@@ -145,12 +145,7 @@ def stack(runs, seeds, **cell):
     return {k: np.stack([g[k] for g in got]) for k in SCORES}
 
 
-def _fmt(mean, lo, hi, digits=2):
-    if not math.isfinite(mean):
-        return "nan"
-    if not math.isfinite(lo):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+_fmt = _common.fmt_interval
 
 
 def summary_rows(cells, conf, names):
