@@ -321,6 +321,17 @@ def _check_options(exclude, objects_only):
     return exclude, bool(objects_only)
 
 
+def _history_params(island_kwargs, exclude, objects_only) -> dict:
+    """The parameters a scoring function records in the history: the island options, and
+    ``exclude`` / ``objects_only`` when given."""
+    params = dict(island_kwargs)
+    if exclude is not None:
+        params["exclude"] = exclude
+    if objects_only:
+        params["objects_only"] = True
+    return params
+
+
 def _which_columns(exclude, objects_only) -> str:
     if objects_only:
         return (
@@ -436,11 +447,6 @@ def agreement(ds, islands=None, *, exclude=None, objects_only=False, **island_kw
     )
     annotate(out, "agreement")
     out.attrs.update(title="agreement of GLOM islands with ground truth")
-    params = dict(island_kwargs)
-    if exclude is not None:
-        params["exclude"] = exclude
-    if objects_only:
-        params["objects_only"] = True
-    add_history(out, isl.attrs, "agreement", params)
+    add_history(out, isl.attrs, "agreement", _history_params(island_kwargs, exclude, objects_only))
     out.attrs["scored_columns"] = _which_columns(exclude, objects_only)
     return out

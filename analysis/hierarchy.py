@@ -285,7 +285,7 @@ def parse_truth(ds_or_islands, *, exclude=None, objects_only=False, **island_kwa
     """
     import xarray as xr
 
-    from .agreement import _check_options, background_columns
+    from .agreement import _check_options, _history_params, background_columns
 
     exclude, objects_only = _check_options(exclude, objects_only)
     isl = islands_of(ds_or_islands, island_kwargs, "parse_truth")
@@ -321,21 +321,7 @@ def parse_truth(ds_or_islands, *, exclude=None, objects_only=False, **island_kwa
         },
         coords={"time": isl["time"], "level": isl["level"], "baseline": list(PARSE_BASELINES)},
     )
-    text = {
-        "parent_score": "share of columns whose island at level l lies inside the island "
-        "at level l+1 matched to their true parent",
-        "parse_truth_score": "mean of parent_score over the level pairs",
-        "baseline_parent_score": "parent_score of trivial parses",
-        "columns_scored": "columns scored for the level pair (l, l+1)",
-    }
-    for name, description in text.items():
-        units = "1" if name != "columns_scored" else "columns"
-        out[name].attrs.update(long_name=name.replace("_", " "), units=units,
-                               description=description)  # fmt: skip
+    annotate(out, "parse_truth")
     out.attrs.update(title="parse tree of GLOM islands against the true parents")
-    params = dict(island_kwargs)
-    if exclude is not None:
-        params["exclude"] = exclude
-    if objects_only:
-        params["objects_only"] = True
+    params = _history_params(island_kwargs, exclude, objects_only)
     return add_history(out, isl.attrs, "parse_truth", params)

@@ -405,6 +405,17 @@ _outputs("hierarchy", (
      "islands at the level above that this island overlaps; 0 at the top level and "
      "for padding islands"),
 ))
+_outputs("parse_truth", (
+    ("parent_score", _TL, "float64", "parent score", "1",
+     "share of columns whose island at level l lies inside the island at level l+1 "
+     "matched to their true parent"),
+    ("parse_truth_score", "time", "float64", "parse truth score", "1",
+     "mean of parent_score over the level pairs"),
+    ("baseline_parent_score", "baseline level", "float64", "baseline parent score", "1",
+     "parent_score of trivial parses"),
+    ("columns_scored", "level", "int64", "columns scored", "columns",
+     "columns scored for the level pair (l, l+1)"),
+))
 _SCORED = "over the scored columns (attr scored_columns)"
 _BASE = "of the trivial partitions (background one island, others alone; the finer truth)"
 _outputs("agreement", (
