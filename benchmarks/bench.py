@@ -46,17 +46,18 @@ def flops_per_iteration(dim, levels, n, k):
     return (2 * levels - 1) * n * 16 * dim * dim + 4 * levels * n * k * dim
 
 
-def glomsim_flops_per_iteration(dim, levels, n, k, iters):
-    """What glomsim executes per iteration of an ``iters``-step run: level 0's bottom-up
-    net reads only the inputs, which do not change, so it runs on the first step alone.
-    Its share of the GEMM peak is computed from this, not from the peers' work."""
-    return flops_per_iteration(dim, levels, n, k) - (iters - 1) / iters * n * 16 * dim * dim
-
-
 def glomsim_net_flops_per_iteration(dim, levels, n, iters):
-    """The nets' share of :func:`glomsim_flops_per_iteration`: a run's net-bound limit is
-    this at the GEMM peak (attention, combination and normalisation taking no time)."""
+    """The nets' part of what glomsim executes per iteration of an ``iters``-step run:
+    level 0's bottom-up net reads only the inputs, which do not change, so it runs on the
+    first step alone. A run's net-bound limit is this at the GEMM peak (attention,
+    combination and normalisation taking no time)."""
     return (2 * levels - 1) * n * 16 * dim * dim - (iters - 1) / iters * n * 16 * dim * dim
+
+
+def glomsim_flops_per_iteration(dim, levels, n, k, iters):
+    """What glomsim executes per iteration: its nets and the peers' attention. Its share
+    of the GEMM peak is computed from this, not from the peers' work."""
+    return glomsim_net_flops_per_iteration(dim, levels, n, iters) + 4 * levels * n * k * dim
 
 
 def gemm_peak(threads, size=2048, repeats=5):
