@@ -100,27 +100,26 @@ wall = {k: [] for k in fns}
 cpu = {k: [] for k in fns}
 
 
-def timed(name):
-    c0, t0 = time.process_time(), time.perf_counter()
-    fns[name.replace("_beside_fixed", "")]()
-    wall[name].append(1e3 * (time.perf_counter() - t0) / (calls * iters))
-    cpu[name].append(1e3 * (time.process_time() - c0) / (calls * iters))
+def alternate(first, second, n):
+    # n rounds of the pair (each a (record, peer) of fns), the order swapped every round:
+    # each follows the other as often as itself
+    for r in range(n):
+        for record, peer in ((first, second) if r % 2 == 0 else (second, first)):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[peer]()
+            wall[record].append(1e3 * (time.perf_counter() - t0) / (calls * iters))
+            cpu[record].append(1e3 * (time.process_time() - c0) / (calls * iters))
 
 
-# default against one thread on their own, the order alternating every round (each
-# follows the other as often as itself): a sample right after two fixed threads cost
+# default against one thread on their own: a sample right after two fixed threads cost
 # 20-40% more CPU time (the other OpenMP thread's aftermath), and rotating three peers
 # put default after them twice as often as one thread
-for r in range(rounds):
-    for name in (("default", "one_thread") if r % 2 == 0 else ("one_thread", "default")):
-        timed(name)
+alternate(("default", "default"), ("one_thread", "one_thread"), rounds)
 # then what the policy avoids, two fixed threads, against the same one thread
 if threads > 1:
     wall["one_thread_beside_fixed"], cpu["one_thread_beside_fixed"] = [], []
-    for r in range(max(3, rounds // 3)):
-        for name in (("two_fixed", "one_thread_beside_fixed") if r % 2 == 0
-                     else ("one_thread_beside_fixed", "two_fixed")):
-            timed(name)
+    alternate(("two_fixed", "two_fixed"), ("one_thread_beside_fixed", "one_thread"),
+              max(3, rounds // 3))
 else:
     del wall["two_fixed"], cpu["two_fixed"]
 print(json.dumps(dict(wall_ms=wall, cpu_ms=cpu, calls_per_sample=calls,
