@@ -54,7 +54,7 @@ t0 = time.perf_counter()
 gs.simulate(cfg, w, inputs=img)
 first = time.perf_counter() - t0
 if cold:
-    print(json.dumps({"first_call_s": first}))
+    print(json.dumps({"first_call_s": first, "glomsim": gs.__file__}))
     sys.exit(0)
 t0 = time.perf_counter()
 gs.simulate(cfg, w, inputs=img)
@@ -65,21 +65,28 @@ for _ in range(rounds):
     t0 = time.perf_counter()
     gs.simulate(cfg, w, inputs=img)
     ts.append(time.perf_counter() - t0)
-print(json.dumps({"ms_per_iteration": 1e3 * statistics.median(ts) / iters}))
+print(json.dumps({"ms_per_iteration": 1e3 * statistics.median(ts) / iters, "glomsim": gs.__file__}))
 """
 
 
 def _one(checkout, args, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout))
+    root = os.path.realpath(checkout)
+    env = dict(os.environ, PYTHONPATH=root)
     env.update(env_extra or {})
+    # run from the checkout: ``python -c`` puts the working folder first on sys.path, so
+    # from another checkout's root both peers had imported that one
     out = subprocess.run(
         [sys.executable, "-c", WORKER, json.dumps(args)],
         env=env,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if not os.path.realpath(got.pop("glomsim")).startswith(root + os.sep):
+        raise RuntimeError(f"the worker for {checkout} imported glomsim from elsewhere")
+    return got
 
 
 def main(argv=None):
