@@ -129,8 +129,13 @@ def _weights_bytes(cfg, weights, members: int) -> int:
     identity = weights is not None and all(getattr(w, "identity", False) for w in wlist)
     L, N, D, H = cfg.levels, cfg.n_columns, cfg.dim, cfg.hidden_width
     sets = len(wlist)
+    from ._kernels.gemm import padded
+
     nets = 0 if identity else 2 * L * (2 * D * H + H + D)
-    per_set = (nets + N * D + L * D) * (8 + cfg.np_dtype.itemsize)
+    # stacked: packed in panels, hidden units and outputs padded (_engine.nets.pack_net)
+    hp, dp = padded(H, cfg.np_dtype), padded(D, cfg.np_dtype)
+    stacked = 0 if identity else 2 * L * (D * hp + hp + hp * dp + D)
+    per_set = (nets + N * D + L * D) * 8 + (stacked + N * D + L * D) * cfg.np_dtype.itemsize
     return sets * per_set
 
 
@@ -166,6 +171,7 @@ def estimate_run_memory(cfg, steps=None, record_every=1, summaries_only=False, m
     '25.0 MiB'
     """
     from ._engine.split import hidden_splits, work_split
+    from ._kernels.gemm import padded
     from .runtime import max_threads
 
     steps = cfg.steps if steps is None else int(steps)
@@ -184,7 +190,8 @@ def estimate_run_memory(cfg, steps=None, record_every=1, summaries_only=False, m
     net_rows = split.group * split.block
     netbuf = 2 * splits * L * M * N * D * size
     norms = 3 * M * L * N * size
-    per_thread = threads * (net_rows * (2 * D + H // splits) + split.rows * D) * size
+    hp, dp = padded(H // splits, cfg.np_dtype), padded(D, cfg.np_dtype)  # whole panels
+    per_thread = threads * (net_rows * (D + hp + dp) + split.rows * D) * size
     small = 64 * 1024  # kernel ids, parameter rows, flags, task tables: a few KiB
     buffers = netbuf + norms + per_thread + _attention_bytes(cfg, split.rows, threads, size)
     buffers += small + L * M * -(-N // split.rows)  # and the per-task non-finite flags

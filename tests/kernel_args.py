@@ -3,6 +3,7 @@ arguments come from the engine's table builders, the buffers are sized here."""
 
 import numpy as np
 
+from glomsim._engine.nets import pack_net
 from glomsim._engine.tables import attention_tables, maths_of
 from glomsim._kernels import ids
 from glomsim._kernels.attention import dense_block, key_rows, local_row
@@ -14,10 +15,11 @@ def net(cfg, weights, x, prefix, level):
     dt = x.dtype
     w1, b1, w2, b2 = (getattr(weights, f"{prefix}_{k}")[level].astype(dt)
                       for k in ("w1", "b1", "w2", "b2"))  # fmt: skip
-    h = np.empty((x.shape[0], w1.shape[1]), dt)
-    y = np.empty((x.shape[0], w2.shape[1]), dt)
-    net_rows(np.ascontiguousarray(x), w1, b1, w2, ids.GELU, maths_of(dt), h, y)
-    return y + b2
+    w1p, b1p, w2p = pack_net(w1, b1, w2, dt)
+    h = np.empty((x.shape[0], b1p.shape[0]), dt)
+    y = np.empty((x.shape[0], w2p.shape[0] * w2p.shape[2]), dt)
+    net_rows(np.ascontiguousarray(x), w1p, b1p, w2p, ids.GELU, maths_of(dt), h, y)
+    return y[:, : w2.shape[1]] + b2
 
 
 def attend(cfg, x, level=0, step=1):

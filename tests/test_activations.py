@@ -10,6 +10,7 @@ import pytest
 
 import glomsim as gs
 from glomsim import reference
+from glomsim._engine.nets import pack_net
 from glomsim._engine.tables import maths_of
 from glomsim._kernels import ids
 from glomsim._kernels.nets import POLY_F32, net_rows, sin_rows
@@ -58,10 +59,13 @@ def test_each_primitive_matches_the_reference(activation, dtype):
         w = gs.random_weights(cfg, seed=3)
         x = (1.5 * np.random.default_rng(4).standard_normal((20, 6))).astype(dtype)
         w1, b1, w2, b2 = (getattr(w, f"bu_{k}")[1].astype(dtype) for k in ("w1", "b1", "w2", "b2"))
-        h = np.empty((20, w1.shape[1]), dtype)
-        y = np.empty((20, 6), dtype)
+        w1p, b1p, w2p = pack_net(w1, b1, w2, np.dtype(dtype))
+        h = np.empty((20, b1p.shape[0]), dtype)
+        y = np.full((20, w2p.shape[0] * w2p.shape[2]), np.nan, dtype)
         act = ids.ACTIVATION_IDS[activation]
-        net_rows(x, w1, b1, w2, act, maths_of(dtype), h, y)
+        net_rows(x, w1p, b1p, w2p, act, maths_of(dtype), h, y)
+        assert (y[:, 6:] == 0).all()  # the padded outputs: zero weights, zero out
+        y = y[:, :6]
         arrays = (getattr(w, f"bu_{k}")[1] for k in ("w1", "b1", "w2", "b2"))
         want = reference.net_forward(x.astype(np.float64), *arrays, activation=activation)
         assert _rel(y + b2, want) < TOL[dtype]

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._kernels import ids
 from .._kernels.args import AttentionTables, Buffers, Maths, Norm, Scratch
+from .._kernels.gemm import padded
 from .._kernels.nets import POLY_F32
 from ..config import GlomConfig
 from ..neighbours import attention_csr
@@ -107,12 +108,14 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
     # count raised after planning is no error
     T = max_threads()
     net_rows = 1 if identity else split.group * split.block
-    hc = 1 if identity else H // splits
+    # hidden units and outputs padded to whole panels of the packed products (nets.pack_net)
+    hc = 1 if identity else padded(H // splits, dt)
+    dp = 1 if identity else padded(D, dt)
     dense_n = N if any(is_dense(cfg.attention_at(level)) for level in range(L)) else 1
     scratch = Scratch(
         x=np.empty((T, net_rows, D), dt),
         h=np.empty((T, net_rows, hc), dt),
-        y=np.empty((T, net_rows, D), dt),
+        y=np.empty((T, net_rows, dp), dt),
         att=np.empty((T, split.rows, D), dt),
         scores=np.empty((T, split.rows, dense_n), dt),
     )

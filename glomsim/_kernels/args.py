@@ -14,8 +14,9 @@ __all__ = ["Nets", "AttentionTables", "Maths", "Norm", "Split", "Scratch", "Buff
            "StepTasks", "Schedule", "Record", "Span"]  # fmt: skip
 
 #: The nets of every level, stacked along a leading member axis of length M or 1 (shared),
-#: hidden layer cut into S chunks: w1 (M, L, S, D, H/S), b1 (M, L, S, H/S), w2 (M, L, S,
-#: H/S, D), b2 (M, L, D); positional codes ``pos`` (M or 1, N, D); ``identity``: the nets
+#: hidden layer cut into S chunks, each packed for the products (``_engine.nets.pack_net``:
+#: w1 (M, L, S, P1, D, W), b1 (M, L, S, Hp), w2 (M, L, S, P2, Hp, W), Hp = P1 W the
+#: padded hidden units of a chunk, P2 W >= D), b2 (M, L, D); positional codes ``pos`` (M or 1, N, D); ``identity``: the nets
 #: are exact identities (their arrays are then placeholders); ``act`` (2,): the activation
 #: ids of the bottom-up and the top-down nets.
 Nets = namedtuple(
@@ -43,7 +44,8 @@ Norm = namedtuple("Norm", "id eps")
 Split = namedtuple("Split", "block rows group chunk")
 
 #: Per-thread scratch (T, ...), T = numba's largest thread count: net inputs, hidden
-#: units and outputs (group x block rows), attention (rows, D), dense scores (rows, N).
+#: units and outputs (group x block rows; hidden units and outputs padded to whole
+#: panels, Hp and P2 W), attention (rows, D), dense scores (rows, N).
 Scratch = namedtuple("Scratch", "x h y att scores")
 
 #: Buffers of a run: net outputs ``netbuf`` (2, S, L, M, N, D); row norms, squared norms

@@ -1,5 +1,6 @@
 """The nets' primitives: an activation with its bias, and one net's forward on a block
-of rows (two matrix products through single-threaded BLAS, the activation between).
+of rows (two matrix products against packed weights, :mod:`.gemm`, the activation
+between).
 
 GELU is the costliest elementwise step: libm's erf costs 5-15 ns an element and does not
 vectorise. In float32 :func:`gelu_rows` uses a branch-free rational approximation of erf
@@ -20,6 +21,7 @@ import math
 
 import numpy as np
 
+from .gemm import gemm_packed
 from .ids import GELU, RELU
 from .jit import FMA, njit, variant
 
@@ -151,10 +153,11 @@ def sin_rows(h, b, fast, c):
 def net_rows(x, w1, b1, w2, act, maths, h, y):
     """y <- act(x @ w1 + b1) @ w2 for a block of rows, ``act`` an activation id
     (:mod:`.ids`; the last bias is left to the caller, which adds it once over the hidden
-    chunks); ``h`` is scratch for the hidden units. Both products are single-threaded
-    BLAS calls."""
+    chunks), the weights packed (:func:`glomsim._engine.nets.pack_net`: w1 (P1, D, W),
+    b1 (Hp,), w2 (P2, Hp, W)); ``h`` (rows, Hp) is scratch for the hidden units, ``y``
+    (rows, P2 W) receives the outputs in its first D columns. Single-threaded."""
     fast, poly, gelu = maths
-    np.dot(x, w1, h)
+    gemm_packed(x, w1, h)
     if FULL:
         if act == GELU:
             gelu_rows(h, b1, fast, poly, gelu)
@@ -164,7 +167,7 @@ def net_rows(x, w1, b1, w2, act, maths, h, y):
             sin_rows(h, b1, fast, poly)
     else:  # the lean variant
         gelu_rows(h, b1, fast, poly, gelu)
-    np.dot(h, w2, y)
+    gemm_packed(h, w2, y)
 
 
 #: The lean variant: GELU only (see :data:`FULL`).

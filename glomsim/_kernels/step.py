@@ -1,7 +1,7 @@
 """One whole step of the built-in rule: one numba function with two parallel loops.
 
 The first loop runs every net of the step as an equal task (about 256 rows, two matrix
-products through single-threaded BLAS with bias and activation between) and, spread among
+products against packed weights, :mod:`.gemm`, with bias and activation between) and, spread among
 them, the norms of attention; the second runs attention, the combination and the
 normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
 without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
@@ -50,13 +50,14 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
     top-down, level, first member, first row, hidden chunk) runs one net on ``group``
     members x ``block`` rows, restricted to one of the S chunks its hidden layer is cut
-    into (weights (M, L, S, D, H/S) and (M, L, S, H/S, D)), as two matrix products; it
+    into (weights packed by :func:`glomsim._engine.nets.pack_net`: (M, L, S, P1, D, W)
+    and (M, L, S, P2, Hp, W)), as two matrix products; it
     writes its output (with the last bias for chunk 0) to ``netbuf`` (2, S, L, M, N, D),
     and the chunks are added in a fixed order. All net tasks cost the same, so an even
     split over the threads is balanced (one task per (level, block) running both nets
     left a thread idle at the top level, which has no top-down net). With shared nets a
     group of whole members runs its nets as one product over all its rows, so an ensemble
-    of small runs makes few large BLAS calls instead of many tiny ones. The second loop,
+    of small runs makes few large products instead of many tiny ones. The second loop,
     per (level, member, block of ``rows`` rows): attention, the weighted combination and
     the normalisation (blocks of at most 128 rows: five 256-row levels left one of two
     threads idle a fifth of the loop).

@@ -1,0 +1,47 @@
+"""The nets' packed matrix products (glomsim._kernels.gemm) against numpy's in float64:
+every row count (the tiles of 6 and the remainder's 1-5), columns that fill a panel or
+leave it padded, one inner dimension up to several hundred; and views the step passes
+(the first rows of a larger scratch buffer)."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from glomsim._kernels.gemm import gemm_packed, pack_panels, padded, panel_width
+from glomsim._kernels.jit import njit
+
+TOL = {np.float32: 3e-6, np.float64: 1e-13}
+
+
+@njit
+def _product(a, m, bp, c):
+    gemm_packed(a[:m], bp, c[:m])
+
+
+@given(
+    m=st.integers(1, 40),
+    k=st.integers(1, 300),
+    n=st.integers(1, 70),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_packed_product_is_the_matrix_product(m, k, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m + 3, k)).astype(dtype)  # the first m rows of a larger buffer
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = np.full((m + 3, padded(n, dtype)), np.nan, dtype)
+    _product(a, m, pack_panels(b, dtype), c)
+    want = a[:m].astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a[:m]).astype(np.float64) @ np.abs(b).astype(np.float64)  # error bound's size
+    assert np.all(np.abs(c[:m, :n] - want) <= TOL[dtype] * k * np.maximum(scale, 1e-30))
+    assert np.all(c[:m, n:] == 0)  # padded columns: zero weights, zero outputs
+    assert np.isnan(c[m:]).all()  # rows past m untouched
+
+
+def test_panels_hold_the_columns_in_order_and_zeros_after():
+    w = np.arange(3 * 20, dtype=np.float64).reshape(3, 20)
+    p = pack_panels(w, np.float32)
+    W = panel_width(np.float32)
+    assert p.shape == (2, 3, W) and p.dtype == np.float32
+    back = np.concatenate(list(p), axis=1)  # panels side by side: the matrix, then zeros
+    assert np.array_equal(back[:, :20], w) and not back[:, 20:].any()
