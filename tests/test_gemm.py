@@ -1,7 +1,7 @@
 """The nets' packed matrix products (glomsim._kernels.gemm) against numpy's in float64:
 every row count (the tiles of 6 and the remainder's 1-5), columns that fill a panel or
 leave it padded, one inner dimension up to several hundred; and views the step passes
-(the first rows of a larger scratch buffer)."""
+(the first rows of a larger scratch buffer, rows longer than the inner dimension)."""
 
 import numpy as np
 from hypothesis import given
@@ -23,16 +23,19 @@ def _product(a, m, bp, c):
     k=st.integers(1, 300),
     n=st.integers(1, 70),
     dtype=st.sampled_from([np.float32, np.float64]),
+    wider=st.sampled_from([0, 0, 5]),
     seed=st.integers(0, 2**16),
 )
-def test_the_packed_product_is_the_matrix_product(m, k, n, dtype, seed):
+def test_the_packed_product_is_the_matrix_product(m, k, n, dtype, wider, seed):
     rng = np.random.default_rng(seed)
-    a = rng.standard_normal((m + 3, k)).astype(dtype)  # the first m rows of a larger buffer
+    # the first m rows of a larger buffer, and rows wider than k (padded scores)
+    a = rng.standard_normal((m + 3, k + wider)).astype(dtype)
+    a[:, k:] = np.nan  # never read
     b = rng.standard_normal((k, n)).astype(dtype)
     c = np.full((m + 3, padded(n, dtype)), np.nan, dtype)
     _product(a, m, pack_panels(b, dtype), c)
-    want = a[:m].astype(np.float64) @ b.astype(np.float64)
-    scale = np.abs(a[:m]).astype(np.float64) @ np.abs(b).astype(np.float64)  # error bound's size
+    want = a[:m, :k].astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a[:m, :k]).astype(np.float64) @ np.abs(b).astype(np.float64)  # error size
     assert np.all(np.abs(c[:m, :n] - want) <= TOL[dtype] * k * np.maximum(scale, 1e-30))
     assert np.all(c[:m, n:] == 0)  # padded columns: zero weights, zero outputs
     assert np.isnan(c[m:]).all()  # rows past m untouched

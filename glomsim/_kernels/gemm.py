@@ -165,21 +165,24 @@ def _emit_tile(context, builder, signature, args, rows):
 _tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_tile(r) for r in range(1, 7))
 
 
-@njit(inline="always")
+# not inlined: one compiled function per dtype for every product of a step (inlined, its
+# 22 tiles a net made a cold start's first small run 5.7 s slower)
+@njit
 def gemm_packed(a, bp, c):
-    """c[:, :P W] = a @ B for rows ``a`` (m, K), B packed by :func:`pack_panels` as
-    ``bp`` (P, K, W) and ``c`` (m, >= P W); all three C-contiguous, of one dtype.
+    """c[:, :P W] = a[:, :K] @ B for rows ``a`` (m, >= K), B packed by
+    :func:`pack_panels` as ``bp`` (P, K, W) and ``c`` (m, >= P W); all three
+    C-contiguous, of one dtype.
 
     Rows go six at a time; what is left is one tile of 3-5 rows, or, for 1 or 2 left
     over (and at least 7 rows), the last 7 or 8 rows as tiles of 4 and 3 or 4: a tile of
     1 or 2 rows waits on its few accumulators' latency (32 rows: 5 x 6 + 2 took 10% more
     than 4 x 6 + 2 x 4)."""
-    m, K = a.shape
+    m = a.shape[0]
     P = bp.shape[0]
     W = bp.shape[2]
     ldc = np.int64(c.shape[1])
-    lda = np.int64(K)
-    K = np.int64(K)
+    lda = np.int64(a.shape[1])
+    K = np.int64(bp.shape[1])
     n6 = m // 6
     rest = m - 6 * n6
     if rest < 3 and n6 > 0 and rest > 0:
