@@ -143,7 +143,10 @@ def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     m = r1 - r0
     wm = 0 if shared else g0
     x = xbuf[: G * m]
-    for gm in range(G):
+    if kind == 0 and G == 1:  # a bottom-up net reads one member's rows as they are
+        src = inputs[g0] if level == 0 else prev[g0, level - 1]
+        x = np.ascontiguousarray(src[r0:r1])  # no copy for C-contiguous states
+    for gm in range(G if (kind == 1 or G > 1) else 0):
         if kind == 0:
             src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
             for r in range(m):
