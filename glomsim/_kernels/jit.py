@@ -109,7 +109,8 @@ def _numba_cache_dir():
 #: one thread, levels 3 against 1, 32.8-33.8 and 32.7-33.6 (32x32, dim 128, radius 2),
 #: 0.46-0.49 and 0.47-0.48 (16x16, dim 16), 0.099-0.102 and 0.098-0.099 (8x8 global,
 #: dim 16), 0.99-1.02 and 0.98-1.00 (8x8, dim 64): the kernels are written as the loops
-#: they should run, BLAS does the products, and level 1 still inlines and vectorises.
+#: they should run, the products are BLAS's or explicit vector IR (:mod:`.gemm`: 95-97
+#: GFLOP/s a core at level 1), and level 1 still inlines and vectorises.
 #: Level 0 was 10-300x slower. Only while one of glomsim's kernels compiles (a user's
 #: own numba functions keep numba's level); a ``NUMBA_OPT`` in the environment wins.
 OPT = 1
