@@ -164,17 +164,40 @@ def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     b2 = bu_b2[wm, level] if kind == 0 else td_b2[wm, level]
     h = hbuf[: G * m]
     y = ybuf[: G * m]
+    direct = G == 1 and ybuf.shape[1] == D  # outputs fill whole panels: no copy to netbuf
+    if direct:
+        y = np.ascontiguousarray(netbuf[kind, chunk, level, g0, r0:r1])
     net_rows(x, w1, b1, w2, act[kind], maths, h, y)
-    for gm in range(G):
-        dst = netbuf[kind, chunk, level, g0 + gm]
+    if direct:
         if chunk == 0:
-            for r in range(m):
+            _add_bias(y, b2)
+    else:
+        _to_netbuf(y, netbuf[kind, chunk, level], g0, G, r0, m, b2 if chunk == 0 else None)
+
+
+@njit(inline="always")
+def _add_bias(y, b):
+    """y[r, :] += b over the rows of y, in place."""
+    for r in range(y.shape[0]):
+        row = y[r]
+        for k in range(b.shape[0]):
+            row[k] += b[k]
+
+
+@njit(inline="always")
+def _to_netbuf(y, dst, g0, G, r0, m, bias):
+    """Rows of ``G`` members x ``m`` rows of the scratch ``y`` (first D columns) into
+    their members' rows r0.. of ``dst`` (M, N, D), with ``bias`` added when given."""
+    D = dst.shape[2]
+    for gm in range(G):
+        out = dst[g0 + gm]
+        for r in range(m):
+            if bias is None:
                 for k in range(D):
-                    dst[r0 + r, k] = y[gm * m + r, k] + b2[k]
-        else:
-            for r in range(m):
+                    out[r0 + r, k] = y[gm * m + r, k]
+            else:
                 for k in range(D):
-                    dst[r0 + r, k] = y[gm * m + r, k]
+                    out[r0 + r, k] = y[gm * m + r, k] + bias[k]
 
 
 @njit
