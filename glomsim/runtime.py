@@ -301,6 +301,6 @@ def say_compiling(stream=None) -> bool:
 
     if not kernels_cold():
         return False
-    print("compiling kernels (first run only; this takes 20-30 seconds)", flush=True,
+    print("compiling kernels (first run only; this takes 20-40 seconds)", flush=True,
           file=stream or sys.stderr)  # fmt: skip
     return True
