@@ -43,7 +43,7 @@ print(json.dumps(dict(cache=jit.CACHE, folder=str(jit.CACHE_DIR) if jit.CACHE_DI
 """
 
 
-def _run(tmp_path, env_extra, read_only=False):
+def _run(tmp_path, env_extra, read_only=False, code=None, args=()):
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
     (src / "tiny_kernel.py").write_text(
@@ -58,8 +58,8 @@ def _run(tmp_path, env_extra, read_only=False):
     env = {k: v for k, v in os.environ.items()
            if k not in ("NUMBA_CACHE_DIR", "GLOMSIM_CACHE_DIR", "GLOMSIM_NUMBA_CACHE")}  # fmt: skip
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(ROOT), **env_extra)
-    code = (READ_ONLY if read_only else "") + KERNEL
-    out = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True,
+    code = code or (READ_ONLY if read_only else "") + KERNEL
+    out = subprocess.run([sys.executable, "-c", code, str(src), *args], capture_output=True,
                          text=True, env=env, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -204,3 +204,44 @@ def test_glomsims_kernels_compile_at_its_opt_level_and_the_users_keep_numbas():
     assert set(r["ours"]) == {str(r["opt"])} and r["opt"] != 3
     assert set(r["user"]) == {"3"}  # numba's default level, restored after ours compiled
     assert r["after"] == 3
+
+
+# the same kernel with the stamp of glomsim's kernel sources set as if they had changed
+STAMPED = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from glomsim._kernels import jit
+jit._KERNELS_STAMP = (float(sys.argv[2]), 1, 1)
+import tiny_kernel
+tiny_kernel.twice(2.0)
+print(json.dumps(dict(hits=sum(tiny_kernel.twice.stats.cache_hits.values()))))
+"""
+
+
+def test_an_edit_to_any_kernel_source_recompiles_every_cached_kernel(tmp_path):
+    """numba checks only a function's own file; kernels inline each other across files,
+    so their entries also carry the stamp of glomsim/_kernels (a changed stamp: compiled
+    again, then loaded)."""
+    env = {"GLOMSIM_CACHE_DIR": str(tmp_path / "own")}
+    hits = [_run(tmp_path, env, code=STAMPED, args=(stamp,))["hits"]
+            for stamp in ("1", "1", "2", "2", "1")]  # fmt: skip
+    assert hits == [0, 1, 0, 1, 0]
+
+
+def test_the_kernel_sources_stamp_follows_every_file(tmp_path):
+    from glomsim._kernels import jit
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    before = jit.sources_stamp(tmp_path)
+    os.utime(tmp_path / "b.py", (before[0] + 10, before[0] + 10))  # b edited later
+    later = jit.sources_stamp(tmp_path)
+    (tmp_path / "a.py").write_text("x = 10\n")  # a grown by one byte (its time is now)
+    grown = jit.sources_stamp(tmp_path)
+    assert len({before, later, grown}) == 3 and later[0] == before[0] + 10
+    assert grown[1] == before[1] + 1 and grown[2] == before[2] == 2
+    if jit.CACHE:  # glomsim's own kernels carry it beside their own file's stamp
+        from glomsim._kernels.gemm import gemm_packed
+
+        stamp = gemm_packed._cache._cache_file._source_stamp
+        assert stamp[1] == jit.sources_stamp(Path(jit.__file__).parent)

@@ -12,6 +12,9 @@ it), first match wins:
 5. A per-user folder for read-only installs: ``$XDG_CACHE_HOME/glomsim/numba``, else
    ``~/.cache/glomsim/numba``. ``glomsim warmup`` fills it once per user and machine.
 
+A kernel's cached entries are compiled again when any file of ``glomsim/_kernels``
+changes (:func:`sources_stamp`), not only its own: kernels inline each other across files.
+
 For 3 and 5, ``numba.config.CACHE_DIR`` is set only while each kernel is decorated (numba's
 locator reads it then, once) and restored after, so the user's own numba functions keep
 numba's defaults. A folder that cannot be written (the probe fails) means no cache rather
@@ -29,8 +32,8 @@ from pathlib import Path
 
 import numba
 
-__all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", "EXACT", "FMA",
-           "REASSOC"]  # fmt: skip
+__all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", "sources_stamp",
+           "EXACT", "FMA", "REASSOC"]  # fmt: skip
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
 
@@ -86,6 +89,36 @@ def _locate() -> tuple[bool, Path | None, str | None]:
 
 
 CACHE, CACHE_DIR, _SET_CACHE_DIR = _locate()
+
+
+def sources_stamp(folder) -> tuple:
+    """(latest modification time, total size, count) of the ``.py`` files in ``folder``.
+
+    Examples
+    --------
+    >>> stamp = sources_stamp(Path(__file__).parent)
+    >>> len(stamp) == 3 and stamp[2] > 1
+    True
+    """
+    stats = [f.stat() for f in sorted(Path(folder).glob("*.py"))]
+    return (max((st.st_mtime for st in stats), default=0.0), sum(st.st_size for st in stats),
+            len(stats))  # fmt: skip
+
+
+#: What every cached kernel's entry also depends on: the kernels inline and call each other
+#: across these files, and numba checks only the stamp of a function's own file, so an
+#: edit to ``nets.py`` or ``gemm.py`` alone would load a step compiled from the old code.
+_KERNELS_STAMP = sources_stamp(Path(__file__).resolve().parent)
+
+
+def _stamped(dispatcher):
+    """Make the cache entries of ``dispatcher`` depend on :data:`_KERNELS_STAMP` as well
+    as on its own file (numba's index stores a stamp and compiles again when it differs).
+    Left as numba made it when its cache has no such stamp (no cache, or another numba)."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, _KERNELS_STAMP)
+    return dispatcher
 
 
 @contextlib.contextmanager
@@ -148,7 +181,7 @@ def _at_opt_level(dispatcher):
 
 def _decorate(decorator, fn):
     with _numba_cache_dir():
-        return _at_opt_level(decorator(fn))
+        return _stamped(_at_opt_level(decorator(fn)))
 
 
 def njit(*args, parallel=False, fastmath: frozenset = EXACT, **kwargs):
