@@ -125,12 +125,12 @@ def _attention_bytes(cfg, rows: int, threads: int, itemsize: int) -> int:
 def _weights_bytes(cfg, weights, members: int) -> int:
     """The nets in float64 (GlomWeights) and stacked in the run's dtype, and the
     positional codes; ``weights`` None counts one set of random (MLP) weights."""
+    from ._kernels.gemm import padded
+
     wlist = list(weights) if isinstance(weights, (list, tuple)) else [weights]
     identity = weights is not None and all(getattr(w, "identity", False) for w in wlist)
     L, N, D, H = cfg.levels, cfg.n_columns, cfg.dim, cfg.hidden_width
     sets = len(wlist)
-    from ._kernels.gemm import padded
-
     nets = 0 if identity else 2 * L * (2 * D * H + H + D)
     # stacked: packed in panels, hidden units and outputs padded (_engine.nets.pack_net)
     hp, dp = padded(H, cfg.np_dtype), padded(D, cfg.np_dtype)

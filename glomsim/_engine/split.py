@@ -27,8 +27,9 @@ def work_split(cfg, members: int, shared: bool, state_bytes: int) -> Split:
     """Rows and members per task. A net task multiplies about 256 rows (chosen when BLAS
     repacked the weights on every call and 128-row tasks cost 10% more per FLOP than
     256-row ones on dim-256 nets; the packed products of :mod:`glomsim._kernels.gemm` cost
-    the same per FLOP from 30 rows up, and fewer tasks still mean less scheduling). Members sharing one set of nets run them as one product over a group of
-    whole members (about 256 rows); one member per task when each has its own nets.
+    the same per FLOP from 30 rows up, and fewer tasks still mean less scheduling).
+    Members sharing one set of nets run them as one product over a group of whole members
+    (about 256 rows); one member per task when each has its own nets.
     ``state_bytes`` is one member's state (L N D x itemsize)."""
     N = cfg.n_columns
     group = 256 // N if (shared and members > 1 and N <= 128) else 1

@@ -32,8 +32,8 @@ from .jit import njit
 
 __all__ = ["ROWS", "VECTORS", "LANES", "panel_width", "padded", "pack_panels", "gemm_packed"]
 
-#: Rows of a tile: 6 rows x 2 vectors = 12 accumulators, with the panel's 2 vectors and
-#: a broadcast 15 of the 16 vector registers of AVX2.
+#: Rows of a full tile (:data:`_tile6`): 6 rows x 2 vectors = 12 accumulators, with the
+#: panel's 2 vectors and a broadcast 15 of the 16 vector registers of AVX2.
 ROWS = 6
 #: SIMD vectors across a panel.
 VECTORS = 2
@@ -110,7 +110,7 @@ def _emit_tile(context, builder, signature, args, rows):
     bpp = context.make_array(bty)(context, builder, bp).data
     cp = context.make_array(cty)(context, builder, c).data
     single = aty.dtype == types.float32
-    lanes = 8 if single else 4
+    lanes = LANES[np.dtype(np.float32 if single else np.float64)]
     vt = ir.VectorType(ir.FloatType() if single else ir.DoubleType(), lanes)
     i64 = ir.IntType(64)
     align = 4 if single else 8
@@ -183,17 +183,17 @@ def gemm_packed(a, bp, c):
     ldc = np.int64(c.shape[1])
     lda = np.int64(a.shape[1])
     K = np.int64(bp.shape[1])
-    n6 = m // 6
-    rest = m - 6 * n6
+    n6 = m // ROWS
+    rest = m - ROWS * n6
     if rest < 3 and n6 > 0 and rest > 0:
         n6 -= 1
-        rest += 6
+        rest += ROWS
     first = 4 if rest > 6 else rest  # the remainder's tiles: first, then rest - first
     for p in range(P):
         b0 = np.int64(p * K * W)
-        for i in range(0, 6 * n6, 6):
+        for i in range(0, ROWS * n6, ROWS):
             _tile6(a, np.int64(i * lda), lda, bp, b0, K, c, np.int64(i * ldc + p * W), ldc)
-        r0 = 6 * n6
+        r0 = ROWS * n6
         if first > 0:
             _rest_tile(first, a, np.int64(r0 * lda), lda, bp, b0, K, c,
                        np.int64(r0 * ldc + p * W), ldc)  # fmt: skip

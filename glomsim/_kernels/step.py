@@ -1,8 +1,8 @@
 """One whole step of the built-in rule: one numba function with two parallel loops.
 
 The first loop runs every net of the step as an equal task (about 256 rows, two matrix
-products against packed weights, :mod:`.gemm`, with bias and activation between) and, spread among
-them, the norms of attention; the second runs attention, the combination and the
+products against packed weights, :mod:`.gemm`, with bias and activation between) and,
+spread among them, the norms of attention; the second runs attention, the combination and the
 normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
 without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
 slower on 2 cores (idle OpenBLAS threads spin); here there is only one pool of threads.
@@ -143,10 +143,11 @@ def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     m = r1 - r0
     wm = 0 if shared else g0
     x = xbuf[: G * m]
-    if kind == 0 and G == 1:  # a bottom-up net reads one member's rows as they are
+    in_place = kind == 0 and G == 1  # a bottom-up net reads one member's rows as they are
+    if in_place:
         src = inputs[g0] if level == 0 else prev[g0, level - 1]
         x = np.ascontiguousarray(src[r0:r1])  # no copy for C-contiguous states
-    for gm in range(G if (kind == 1 or G > 1) else 0):
+    for gm in range(0 if in_place else G):  # else rows (plus positions) into scratch
         if kind == 0:
             src = inputs[g0 + gm] if level == 0 else prev[g0 + gm, level - 1]
             for r in range(m):
