@@ -35,8 +35,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: The competing process: small two-thread products, as in the issue's measurement.
+#: The competing process: small two-thread products, as in the issue's measurement. It
+#: runs while its parent (argv[1]) lives: a benchmark killed without running its
+#: ``finally`` (SIGTERM, SIGKILL) had left one spinning on both cores for an hour.
 COMPETITOR = """
+import os, sys
+parent = int(sys.argv[1])
 try:
     import torch
     torch.set_num_threads(2)
@@ -48,8 +52,9 @@ except ImportError:
     threadpool_limits(2)
     b = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
     mm = lambda: b @ b
-while True:
-    mm()
+while os.getppid() == parent:  # re-parented once the benchmark is gone
+    for _ in range(100):  # ~30 ms between looks
+        mm()
 """
 
 WORKER = r"""
@@ -186,7 +191,7 @@ def run_contention(
         competitor = None
         try:
             if load == "busy":
-                competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+                competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR, str(os.getpid())])
                 run_contention.competitor_pid = competitor.pid  # for the tests
                 time.sleep(1.0)  # it imports torch and starts its threads
             for torch_first in modes:

@@ -134,3 +134,38 @@ def test_the_jax_peers_agree_with_glomsim_and_glom_pytorch():
         model.init_levels.data += 1.0
         with pytest.raises(AssertionError, match="disagrees with glomsim"):
             jax_peer.peers(model, cfg, w, img, 5, radius)
+
+
+def test_the_competitor_ends_with_a_benchmark_killed_without_cleanup():
+    """A benchmark killed by SIGKILL runs no ``finally``: its competitor sees that it was
+    re-parented and stops on its own (one had spun on both cores for an hour)."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    contention = _benchmark_module("contention")
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, os, time\n"
+         "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())])\n"
+         "print(p.pid, flush=True)\ntime.sleep(600)\n", contention.COMPETITOR],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    pid = int(parent.stdout.readline())
+    child = psutil.Process(pid)
+    assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60  # it may still be importing torch
+    while time.monotonic() < deadline:
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    else:
+        child.kill()
+        raise AssertionError("the competitor outlived its benchmark")
