@@ -167,7 +167,7 @@ _tile1, _tile2, _tile3, _tile4, _tile5, _tile6 = (_tile(r) for r in range(1, 7))
 
 # not inlined: one compiled function per dtype for every product of a step (inlined, its
 # 22 tiles a net made a cold start's first small run 5.7 s slower)
-@njit
+@njit(internal=True)
 def gemm_packed(a, bp, c):
     """c[:, :P W] = a[:, :K] @ B for rows ``a`` (m, >= K), B packed by
     :func:`pack_panels` as ``bp`` (P, K, W) and ``c`` (m, >= P W); all three

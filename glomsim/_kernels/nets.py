@@ -77,7 +77,7 @@ POLY_F32 = np.array(
 )
 
 
-@njit(fastmath=FMA)
+@njit(fastmath=FMA, internal=True)
 def gelu_rows(h, b, fast, c, gc):
     """h <- gelu(h + b) in place; ``fast`` selects the vectorised rational erf (float32,
     ``c`` = POLY_F32), else libm's erf with ``gc`` = [0.5, 1/sqrt(2), 1] in h's dtype.
@@ -108,7 +108,7 @@ def gelu_rows(h, b, fast, c, gc):
                 row[k] = half * z * (one + math.erf(z * inv_sqrt2))
 
 
-@njit(fastmath=FMA)
+@njit(fastmath=FMA, internal=True)
 def relu_rows(h, b, gc):
     """h <- max(h + b, 0) in place (``gc`` as for :func:`gelu_rows`: its 1 gives a zero
     of h's dtype; a Python 0 would make the loop run in float64)."""

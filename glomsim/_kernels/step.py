@@ -112,7 +112,7 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
                      change_sums), (abuf[tid], sbuf[tid]))  # fmt: skip
 
 
-@njit
+@njit(internal=True)
 def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     """One task of :func:`step_all`'s first loop, ``task`` a row of its net tasks: the
     norms (and key scales) of one member's block of rows, or one net on a group of
@@ -201,7 +201,7 @@ def _to_netbuf(y, dst, g0, G, r0, m, bias):
                     out[r0 + r, k] = y[gm * m + r, k] + bias[k]
 
 
-@njit
+@njit(internal=True)
 def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratch):  # noqa: C901
     """One task of :func:`step_all`'s second loop, per (level, member, block of rows):
     attention, the weighted combination and the normalisation of those rows of ``out``,
@@ -306,7 +306,7 @@ def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratc
     change_sums[1, task] = total_sq
 
 
-@njit(fastmath=REASSOC)
+@njit(fastmath=REASSOC, internal=True)
 def row_sums(a, b):
     """(sum of (a - b)^2, sum of a^2) over one row, in float64: vectorised, in an order
     fixed by the row's length (never by threads). Not inlined, so that it keeps its
@@ -490,7 +490,7 @@ def _first_failure(nonfinite, levels, members, blocks):
     return best_m, best_l
 
 
-@njit
+@njit(internal=True)
 def _copy_rows(src, dst):
     """dst[...] = src for two (M, L, N, D) arrays of one shape, as loops: numba compiles
     a slice assignment with an error message of the shapes (string formatting: ~6 s of
