@@ -17,8 +17,8 @@ __all__ = ["Nets", "AttentionTables", "Maths", "Norm", "Split", "Scratch", "Buff
 #: hidden layer cut into S chunks, each packed for the products (``_engine.nets.pack_net``:
 #: w1 (M, L, S, P1, D, W), b1 (M, L, S, Hp), w2 (M, L, S, P2, Hp, W), Hp = P1 W the
 #: padded hidden units of a chunk, P2 W >= D), b2 (M, L, D); positional codes ``pos`` (M
-#: or 1, N, D); ``identity``: the nets are exact identities (their arrays are then placeholders); ``act`` (2,): the activation
-#: ids of the bottom-up and the top-down nets.
+#: or 1, N, D); ``identity``: the nets are exact identities (their arrays are then
+#: placeholders); ``act`` (2,): the activation ids of the bottom-up and the top-down nets.
 Nets = namedtuple(
     "Nets", "bu_w1 bu_b1 bu_w2 bu_b2 td_w1 td_b1 td_w2 td_b2 pos identity act"
 )  # fmt: skip

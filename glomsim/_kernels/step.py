@@ -2,8 +2,8 @@
 
 The first loop runs every net of the step as an equal task (about 256 rows, two matrix
 products against packed weights, :mod:`.gemm`, with bias and activation between) and,
-spread among them, the norms of attention; the second runs attention, the combination and the
-normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
+spread among them, the norms of attention; the second runs attention, the combination and
+the normalisation per block of rows (see :func:`step_all`). :func:`run_steps` loops over steps
 without returning to Python. Mixing BLAS's own threads with numba's made a step up to 100x
 slower on 2 cores (idle OpenBLAS threads spin); here there is only one pool of threads.
 Task boundaries depend on the sizes of the run only, never on the thread count, so results
