@@ -18,7 +18,8 @@ changes (:func:`sources_stamp`), not only its own: kernels inline each other acr
 For 3 and 5, ``numba.config.CACHE_DIR`` is set only while each kernel is decorated (numba's
 locator reads it then, once) and restored after, so the user's own numba functions keep
 numba's defaults. A folder that cannot be written (the probe fails) means no cache rather
-than an error. OpenMP's waiting policy is not set here: :mod:`glomsim.runtime` sets it just
+than an error. While a kernel compiles, code libraries are optimised and emitted only where
+their code runs (:mod:`.lazy`). OpenMP's waiting policy is not set here: :mod:`glomsim.runtime` sets it just
 before numba's threading layer first starts.
 """
 
@@ -31,6 +32,8 @@ import types
 from pathlib import Path
 
 import numba
+
+from .lazy import lazily
 
 __all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", "sources_stamp",
            "EXACT", "FMA", "REASSOC"]  # fmt: skip
@@ -153,9 +156,9 @@ def _at_opt_level(dispatcher):
     """Make ``dispatcher`` compile at :data:`OPT`: numba reads ``config.OPT`` whenever it
     builds a pass manager, so the level is set around the dispatcher's ``compile`` (nested
     compiles of the kernels it calls included) and restored after. numba's code generator,
-    which keeps the level it was made with for the machine code, is made first."""
-    if os.environ.get("NUMBA_OPT"):  # the user's explicit choice wins
-        return dispatcher
+    which keeps the level it was made with for the machine code, is made first. The
+    libraries made meanwhile are finalised lazily (:func:`.lazy.lazily`)."""
+    own_level = not os.environ.get("NUMBA_OPT")  # the user's explicit choice wins
     compile_ = dispatcher.compile
 
     def compile(sig):
@@ -167,9 +170,10 @@ def _at_opt_level(dispatcher):
 
         cpu_target.target_context  # noqa: B018 - numba makes its code generator on first use
         # under numba's own (reentrant) compiler lock: no other thread compiles meanwhile
-        with global_compiler_lock:
+        with global_compiler_lock, lazily():
             before = config.OPT
-            config.OPT = type(before)(OPT)
+            if own_level:
+                config.OPT = type(before)(OPT)
             try:
                 return compile_(sig)
             finally:
