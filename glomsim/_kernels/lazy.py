@@ -18,7 +18,9 @@ for that), and loaded back unoptimised in the same way. An environment's address
 set when its library's code exists. Nothing changes for libraries compiled outside
 :func:`lazily`: a user's own numba functions are finalised as numba does.
 
-``GLOMSIM_LAZY_LLVM=0`` turns this off (numba's own finalisation throughout).
+``GLOMSIM_LAZY_LLVM=0`` turns this off (numba's own finalisation throughout), for
+instance to read a task's optimised assembly with numba's ``inspect_asm``: a library
+never run on its own keeps its unoptimised code.
 """
 
 from __future__ import annotations
