@@ -43,15 +43,17 @@ lib = next(iter(user.overloads.values())).library
 print(json.dumps(dict(
     got=got, value=value, user_raw=bool(getattr(lib, "_glomsim_raw", False)),
     user_optimised=optimised[lib.name],
-    tasks_optimised=sum(n for name, n in optimised.items() if name.startswith(("net_task", "combine_task"))),
-    task_hits=sum(sum(d.stats.cache_hits.values()) for d in (step.net_task_lean, step.combine_task_lean)),
+    tasks_optimised=sum(n for name, n in optimised.items()
+                        if name.startswith(("net_task", "combine_task"))),
+    task_hits=sum(sum(d.stats.cache_hits.values())
+                  for d in (step.net_task_lean, step.combine_task_lean)),
 )))
 """
 
 
 def _run(modes, **env_extra):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_CACHE_DIR", "GLOMSIM_CACHE_DIR", "GLOMSIM_NUMBA_CACHE", "GLOMSIM_LAZY_LLVM")}  # fmt: skip
+    own = ("NUMBA_CACHE_DIR", "GLOMSIM_CACHE_DIR", "GLOMSIM_NUMBA_CACHE", "GLOMSIM_LAZY_LLVM")
+    env = {k: v for k, v in os.environ.items() if k not in own}
     env.update(PYTHONPATH=str(ROOT), **env_extra)
     out = subprocess.run([sys.executable, "-c", SCRIPT, modes], capture_output=True, text=True,
                          env=env, timeout=600)  # fmt: skip

@@ -19,8 +19,9 @@ For 3 and 5, ``numba.config.CACHE_DIR`` is set only while each kernel is decorat
 locator reads it then, once) and restored after, so the user's own numba functions keep
 numba's defaults. A folder that cannot be written (the probe fails) means no cache rather
 than an error. While a kernel compiles, code libraries are optimised and emitted only where
-their code runs (:mod:`.lazy`). OpenMP's waiting policy is not set here: :mod:`glomsim.runtime` sets it just
-before numba's threading layer first starts.
+their code runs (:mod:`.lazy`; ``GLOMSIM_LAZY_LLVM=0``: numba's own way). OpenMP's waiting
+policy is not set here: :mod:`glomsim.runtime` sets it just before numba's threading layer
+first starts.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ __all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", 
            "EXACT", "FMA", "REASSOC"]  # fmt: skip
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
+
+
+def _switched_off(name: str) -> bool:
+    """Whether the environment variable ``name`` turns its feature off (0, false, no, off)."""
+    return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+#: Whether kernels compile with lazy finalisation (:mod:`.lazy`).
+LAZY = not _switched_off("GLOMSIM_LAZY_LLVM")
 
 #: No fastmath: every operation rounds as written (the default).
 EXACT = frozenset()
@@ -78,7 +88,7 @@ def user_cache_dir() -> Path:
 
 def _locate() -> tuple[bool, Path | None, str | None]:
     """(caching on, the folder, the ``numba.config.CACHE_DIR`` to set while decorating)."""
-    if os.environ.get(_CACHE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+    if _switched_off(_CACHE_ENV):
         return False, None, None
     if numba_own := numba.config.CACHE_DIR:  # NUMBA_CACHE_DIR, read by numba at import
         folder = Path(numba_own).expanduser().resolve()
@@ -170,7 +180,7 @@ def _at_opt_level(dispatcher):
 
         cpu_target.target_context  # noqa: B018 - numba makes its code generator on first use
         # under numba's own (reentrant) compiler lock: no other thread compiles meanwhile
-        with global_compiler_lock, lazily():
+        with global_compiler_lock, lazily() if LAZY else contextlib.nullcontext():
             before = config.OPT
             if own_level:
                 config.OPT = type(before)(OPT)

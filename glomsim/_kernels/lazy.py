@@ -18,7 +18,7 @@ for that), and loaded back unoptimised in the same way. An environment's address
 set when its library's code exists. Nothing changes for libraries compiled outside
 :func:`lazily`: a user's own numba functions are finalised as numba does.
 
-``GLOMSIM_LAZY_LLVM=0`` turns this off (numba's own finalisation throughout), for
+``GLOMSIM_LAZY_LLVM=0`` (read by :mod:`.jit`) turns this off (numba's own finalisation), for
 instance to read a task's optimised assembly with numba's ``inspect_asm``: a library
 never run on its own keeps its unoptimised code.
 """
@@ -26,13 +26,8 @@ never run on its own keeps its unoptimised code.
 from __future__ import annotations
 
 import contextlib
-import os
 
-__all__ = ["lazily", "ENABLED"]
-
-_OFF = ("0", "false", "no", "off")
-#: Whether glomsim's kernels are finalised lazily (``GLOMSIM_LAZY_LLVM=0``: not).
-ENABLED = os.environ.get("GLOMSIM_LAZY_LLVM", "1").strip().lower() not in _OFF
+__all__ = ["lazily"]
 
 _depth = 0  # > 0 while a glomsim kernel compiles (under numba's compiler lock)
 _pending_envs: dict = {}  # environment symbol -> environment, set once its code exists
@@ -44,7 +39,7 @@ def lazily():
     """Finalise the libraries made inside this block lazily (call under numba's
     compiler lock, as glomsim's compile wrapper does)."""
     global _depth
-    if not (ENABLED and _install()):
+    if not _install():
         yield
         return
     _depth += 1
@@ -79,7 +74,8 @@ def _install() -> bool | None:
     _numba.update(jit_cls=jit_cls, finalize=lib_cls.finalize,
                   get_pointer=jit_cls.get_pointer_to_function,
                   serialize=lib_cls.serialize_using_object_code,
-                  unserialize=lib_cls._unserialize.__func__, set_env=codegen_cls.set_env)  # fmt: skip
+                  unserialize=lib_cls._unserialize.__func__,
+                  set_env=codegen_cls.set_env)  # fmt: skip
     lib_cls.finalize = _finalize
     jit_cls.get_pointer_to_function = _get_pointer
     lib_cls.serialize_using_object_code = _serialize
