@@ -114,6 +114,15 @@ def check_choice(name: str, value, allowed):
     return value
 
 
+def vector_bits_setting() -> int | None:
+    """``GLOMSIM_VECTOR_BITS`` (the nets' SIMD width, :data:`glomsim._kernels.jit.VECTOR_BITS`)
+    as 256 or 512, None when unset; any other value is a ValueError naming the variable."""
+    import os
+
+    raw = os.environ.get("GLOMSIM_VECTOR_BITS", "").strip()
+    return int(check_choice("GLOMSIM_VECTOR_BITS", raw, ("256", "512"))) if raw else None
+
+
 def check_bool(name: str, value) -> bool:
     """``value`` if it is True or False (numpy's too), else a TypeError."""
     import numpy as np

@@ -19,6 +19,10 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["gemm_peak_gflops"]["1"] > 0
+    # the peak is the best of the products measured, glomsim's packed one among them
+    sources = result["gemm_peak_sources"]["1"]
+    assert {"numpy", "glomsim_packed"} <= set(sources)
+    assert result["gemm_peak_gflops"]["1"] == max(sources.values())
     (row,) = result["rows"]
     assert row["config"] == "small" and row["threads"] == 1
     peers = set(row["ms_per_iteration"])

@@ -68,6 +68,7 @@ def test_info_json(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["glomsim"] == gs.__version__ and info["numba_threads"] >= 1
+    assert info["vector_bits"] in (256, 512)
 
 
 def test_analyze_and_plot_a_scene_run(tmp_path, capsys):

@@ -42,9 +42,11 @@ def test_the_packed_product_is_the_matrix_product(m, k, n, dtype, wider, seed):
 
 
 def test_panels_hold_the_columns_in_order_and_zeros_after():
-    w = np.arange(3 * 20, dtype=np.float64).reshape(3, 20)
-    p = pack_panels(w, np.float32)
     W = panel_width(np.float32)
+    assert W in (16, 32)  # two vectors of 256 or 512 bits
+    n = W + 4  # a full panel and a padded one
+    w = np.arange(3 * n, dtype=np.float64).reshape(3, n)
+    p = pack_panels(w, np.float32)
     assert p.shape == (2, 3, W) and p.dtype == np.float32
     back = np.concatenate(list(p), axis=1)  # panels side by side: the matrix, then zeros
-    assert np.array_equal(back[:, :20], w) and not back[:, 20:].any()
+    assert np.array_equal(back[:, :n], w) and not back[:, n:].any()

@@ -72,8 +72,11 @@ def pack_net(w1, b1, w2, dt) -> tuple:
     Examples
     --------
     >>> w1, b1, w2 = np.ones((3, 20)), np.ones(20), np.ones((20, 3))
-    >>> [a.shape for a in pack_net(w1, b1, w2, np.float32)]
-    [(2, 3, 16), (32,), (1, 32, 16)]
+    >>> from glomsim._kernels.gemm import panel_width
+    >>> W = panel_width(np.float32)  # 16 or 32 (256- or 512-bit vectors)
+    >>> [a.shape for a in pack_net(w1, b1, w2, np.float32)] == [(-(-20 // W), 3, W),
+    ...     (padded(20, np.float32),), (1, padded(20, np.float32), W)]
+    True
     """
     h = w1.shape[-1]
     hp = padded(h, dt)

@@ -14,10 +14,14 @@ BLAS's own micro-kernels, without their packing. Measured on one core of an AMD 
 21-25 us against 41-45 us through numba's ``np.dot`` (OpenBLAS 0.3.30, one thread);
 256 rows of dim 256 (K up to 1024): 2.8 against 3.2 ms; 90-95 GFLOP/s at every size.
 
-Vectors are 256 bits (8 float32 or 4 float64): AVX2's width, which Zen 4 runs at the
-same rate as AVX-512; on other CPUs LLVM splits or joins them. Every entry of the
-output is its own sum over k in order, so results never depend on the number of
-threads or on where a tile starts.
+Vectors are 512 bits (16 float32 or 8 float64) where the CPU numba compiles for has
+AVX-512F, else 256 (AVX2's 8 float32 or 4 float64): :data:`.jit.VECTOR_BITS`, which
+``GLOMSIM_VECTOR_BITS`` overrides. Zen 5 runs 512-bit fused multiply-adds at twice the
+rate of 256-bit ones: the same 32 x 64 pair took 8.3 against 16.3 us on one core of an
+AMD EPYC (Zen 5), 245-264 GFLOP/s, where numpy's OpenBLAS (Haswell kernels, 256 bits)
+peaks at 136-138. A CPU without AVX-512 would split a 512-bit vector in two (correct,
+slower). Every entry of the output is its own sum over k in order, so results never
+depend on the number of threads or on where a tile starts.
 """
 
 from __future__ import annotations
@@ -28,21 +32,23 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .jit import njit
+from .jit import VECTOR_BITS, njit
 
 __all__ = ["ROWS", "VECTORS", "LANES", "panel_width", "padded", "pack_panels", "gemm_packed"]
 
 #: Rows of a full tile (:data:`_tile6`): 6 rows x 2 vectors = 12 accumulators, with the
-#: panel's 2 vectors and a broadcast 15 of the 16 vector registers of AVX2.
+#: panel's 2 vectors and a broadcast 15 of the 16 vector registers of AVX2 (of 32 with
+#: AVX-512).
 ROWS = 6
 #: SIMD vectors across a panel.
 VECTORS = 2
-#: Entries of one 256-bit vector, by dtype.
-LANES = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+#: Entries of one vector of :data:`.jit.VECTOR_BITS` bits, by dtype.
+LANES = {np.dtype(np.float32): VECTOR_BITS // 32, np.dtype(np.float64): VECTOR_BITS // 64}
 
 
 def panel_width(dtype) -> int:
-    """Columns of one packed panel for ``dtype`` (16 for float32, 8 for float64)."""
+    """Columns of one packed panel for ``dtype``: two vectors (32 float32 or 16 float64
+    with 512-bit vectors, 16 or 8 with 256-bit ones)."""
     return LANES[np.dtype(dtype)] * VECTORS
 
 
@@ -51,8 +57,9 @@ def padded(n: int, dtype) -> int:
 
     Examples
     --------
-    >>> padded(64, np.float32), padded(20, np.float32), padded(20, np.float64)
-    (64, 32, 24)
+    >>> w = panel_width(np.float32)
+    >>> padded(w, np.float32) == w, padded(w + 1, np.float32) == 2 * w, padded(0, np.float32)
+    (True, True, 0)
     """
     w = panel_width(dtype)
     return -(-int(n) // w) * w
@@ -66,8 +73,10 @@ def pack_panels(w: np.ndarray, dtype) -> np.ndarray:
     --------
     >>> w = np.arange(6.0).reshape(2, 3)
     >>> p = pack_panels(w, np.float64)
-    >>> p.shape, p[0, :, :3].tolist(), float(abs(p[0, :, 3:]).max())
-    ((1, 2, 8), [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], 0.0)
+    >>> p.shape == (1, 2, panel_width(np.float64)), p[0, :, :3].tolist()
+    (True, [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    >>> float(abs(p[0, :, 3:]).max())
+    0.0
     """
     w = np.asarray(w)
     *lead, K, N = w.shape

@@ -37,7 +37,7 @@ import numba
 from .lazy import lazily
 
 __all__ = ["njit", "prange", "variant", "CACHE", "CACHE_DIR", "user_cache_dir", "sources_stamp",
-           "EXACT", "FMA", "REASSOC"]  # fmt: skip
+           "EXACT", "FMA", "REASSOC", "VECTOR_BITS"]  # fmt: skip
 
 _CACHE_ENV = "GLOMSIM_NUMBA_CACHE"
 
@@ -49,6 +49,28 @@ def _switched_off(name: str) -> bool:
 
 #: Whether kernels compile with lazy finalisation (:mod:`.lazy`).
 LAZY = not _switched_off("GLOMSIM_LAZY_LLVM")
+
+
+def _vector_bits() -> int:
+    """The SIMD width of the nets' products (:mod:`.gemm`): ``GLOMSIM_VECTOR_BITS`` (256
+    or 512) when set, else 512 where the CPU numba compiles for has AVX-512F (numba's
+    ``NUMBA_CPU_FEATURES``, else the host's), else 256."""
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+
+    from .._validate import vector_bits_setting
+
+    chosen = vector_bits_setting()
+    if chosen is not None:
+        return chosen
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    return 512 if "+avx512f" in str(features).split(",") else 256
+
+
+#: Bits of one SIMD vector of the nets' packed products (:func:`_vector_bits`). Weights
+#: are packed in panels of this width in the process that runs them, and cached kernels
+#: carry it in their stamp (:func:`_stamped`).
+VECTOR_BITS = _vector_bits()
 
 #: No fastmath: every operation rounds as written (the default).
 EXACT = frozenset()
@@ -125,12 +147,13 @@ _KERNELS_STAMP = sources_stamp(Path(__file__).resolve().parent)
 
 
 def _stamped(dispatcher):
-    """Make the cache entries of ``dispatcher`` depend on :data:`_KERNELS_STAMP` as well
-    as on its own file (numba's index stores a stamp and compiles again when it differs).
-    Left as numba made it when its cache has no such stamp (no cache, or another numba)."""
+    """Make the cache entries of ``dispatcher`` depend on :data:`_KERNELS_STAMP` and
+    :data:`VECTOR_BITS` as well as on its own file (numba's index stores a stamp and
+    compiles again when it differs). Left as numba made it when its cache has no such
+    stamp (no cache, or another numba)."""
     cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     if cache_file is not None and hasattr(cache_file, "_source_stamp"):
-        cache_file._source_stamp = (cache_file._source_stamp, _KERNELS_STAMP)
+        cache_file._source_stamp = (cache_file._source_stamp, _KERNELS_STAMP, VECTOR_BITS)
     return dispatcher
 
 

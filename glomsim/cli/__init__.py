@@ -70,10 +70,16 @@ def main(argv=None) -> int:
     code: 2 with a one-line error on bad input (a run too large for this machine's memory
     included); 0, quietly, when the reader of stdout goes away (``| head -1``)."""
     from .._memory import RunMemoryError
+    from .._validate import vector_bits_setting
 
     parser = build_parser()
     args = parser.parse_args(argv)
     usage_errors = (UsageError, RunMemoryError) + tuple(getattr(args, "usage_errors", ()))
+    try:
+        vector_bits_setting()  # an environment the kernels would refuse, refused first
+    except ValueError as exc:
+        print(_error_line(args.command, exc), file=sys.stderr)
+        return 2
     try:
         code = args.func(args)
         sys.stdout.flush()

@@ -69,7 +69,7 @@ def _versions() -> dict:
     import numba
     import numpy as np
 
-    from .._kernels.jit import CACHE
+    from .._kernels.jit import CACHE, VECTOR_BITS
     from .._version import __version__
 
     info = {
@@ -81,6 +81,7 @@ def _versions() -> dict:
         "numba_threading_layer": numba.config.THREADING_LAYER,
         "numba_cache": CACHE,
         "numba_cache_dir": cache_dir(),
+        "vector_bits": VECTOR_BITS,  # the nets' packed products (GLOMSIM_VECTOR_BITS)
     }
     from threadpoolctl import threadpool_info
 
