@@ -326,6 +326,22 @@ def _jax_peers(model, cfg, w, img, iters, radius):
     return fns
 
 
+def _start_jax():
+    """Start XLA's CPU client (when jax is installed) before any row pins the process:
+    XLA sizes its thread pool once, from the cores the process may use then, and a pool
+    started inside a 1-thread row kept one thread for the 2-thread rows as well (measured:
+    a 2048 x 2048 product at 265 GFLOP/s pinned, 270 after unpinning, 503 in a process
+    started on both cores), which had made every 2-thread JAX timing a 1-thread one."""
+    sys.path.insert(0, str(HERE))
+    import jax_peer
+
+    if jax_peer.available():
+        import jax
+        import jax.numpy as jnp
+
+        jax.jit(lambda x: x + 1)(jnp.zeros(4)).block_until_ready()
+
+
 def _peak_traced(fns):
     """Peak memory of one call of each peer, MB, as tracemalloc sees it (numpy's
     allocations; torch's allocator is not traced, so glom-pytorch is left out). Run after
@@ -649,11 +665,15 @@ def main(argv=None):
             import torch  # noqa: F401
         except ImportError:
             pass
+        _start_jax()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     peaks = {t: gemm_peak(t) for t in args.threads}
     result = dict(gemm_peak_gflops={t: p for t, (p, _) in peaks.items()},
-                  gemm_peak_sources={t: src for t, (_, src) in peaks.items()}, rows=[])  # fmt: skip
+                  gemm_peak_sources={t: src for t, (_, src) in peaks.items()},
+                  blas_environment={k: v for k, v in os.environ.items()
+                                    if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
+                  rows=[])  # fmt: skip
     _numpy_blas_single()
     time.sleep(0.5)  # let the GEMM peak's BLAS threads stop spinning
     print(

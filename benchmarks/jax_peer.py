@@ -9,8 +9,9 @@ glomsim on the same image: max|a - b| / max(max|b|, 1) < 1e-4 in float32.
 
 Install with ``pip install -e ".[bench]"`` (``jax[cpu]``); ``benchmarks/bench.py`` adds the
 peers ``jax_dense`` and ``jax_local`` when jax is importable. XLA sizes its thread pool
-when it starts: the benchmark's 1-thread rows pin the process to one core, so XLA's
-threads share it.
+once, when it starts: the benchmark starts it before any row pins the process, so it has
+a thread per core, and in the 1-thread rows (the process pinned to one core) its threads
+share that core.
 """
 
 from __future__ import annotations
