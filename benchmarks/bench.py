@@ -163,7 +163,7 @@ def _median_interleaved(fns, repeats, warm=None, warm_seconds=0.3):
     for r in range(repeats):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            if warm is not None:
+            if warm is not None and name in warm:
                 t0 = time.perf_counter()
                 while time.perf_counter() - t0 < warm_seconds:
                     warm[name]()
@@ -238,7 +238,7 @@ def _glom_pair(dim, levels, side, radius, patch=2, seed=0):
     return model, cfg, w
 
 
-def bench_config(name, threads, repeats, with_reference):
+def bench_config(name, threads, repeats, with_reference, warm_seconds=0.05):
     import glomsim as gs
     from glomsim import reference
     from glomsim.inputs import prepare_init
@@ -294,11 +294,18 @@ def bench_config(name, threads, repeats, with_reference):
     for fn in fns.values():
         fn()
     rounds = int(min(50, max(repeats, 1.0 / (time.perf_counter() - t0))))
-    med = _median_interleaved(fns, rounds)
+    # each timed call follows ``warm_seconds`` of the same peer's own calls (at least one):
+    # right after another peer, the small config's glomsim took 1.90-2.48 ms a call against
+    # 1.52-1.75 alone (XLA's and torch's idle threads spin on both cores for a while), and
+    # jax_dense 3.15-4.38 against 2.92-3.05 (measured 2026-12-04, 2 threads); every peer
+    # is then timed as it runs, the peers still alternating round by round
+    warm = {p: fn for p, fn in fns.items() if p != "reference"} if warm_seconds > 0 else None
+    med = _median_interleaved(fns, rounds, warm=warm, warm_seconds=warm_seconds)
     per_iter = {p: t / (2 if p == "reference" else iters) for p, t in med.items()}
     fl = flops_per_iteration(dim, levels, n, k)
     executed = glomsim_flops_per_iteration(dim, levels, n, k, iters)
     row = dict(config=name, dim=dim, levels=levels, columns=n, radius=radius, threads=threads,
+               warm_seconds=warm_seconds,
                flops_per_iteration=fl, glomsim_executed_flops_per_iteration=executed,
                ms_per_iteration={p: 1e3 * t for p, t in per_iter.items()},
                gflops={p: fl / t / 1e9 for p, t in per_iter.items()},
@@ -647,6 +654,9 @@ def main(argv=None):
     p.add_argument("--only", nargs="*", help="configs (small nets local large ensemble scaling "
                    "memory startup)")  # fmt: skip
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--warm-seconds", type=float, default=0.05,
+                   help="the configs' peers: seconds of a peer's own calls before each of "
+                   "its timed calls (0: timed right after the previous peer)")  # fmt: skip
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--contention", action="store_true", help="only the contention table "
                    "(benchmarks/contention.py): default vs one thread, busy and torch first")  # fmt: skip
@@ -688,7 +698,8 @@ def main(argv=None):
         if name not in only:
             continue
         for threads in args.threads:
-            row = bench_config(name, threads, repeats, not args.no_reference and name != "large")
+            row = bench_config(name, threads, repeats, not args.no_reference and name != "large",
+                               args.warm_seconds)  # fmt: skip
             peak = result["gemm_peak_gflops"][threads]
             row["fraction_of_gemm_peak"] = row["glomsim_executed_gflops"] / peak  # executed
             dim, levels, side, _, iters = CONFIGS[name]

@@ -104,10 +104,12 @@ def _neighbours(cfg, radius: float) -> int:
     return min(count, n)
 
 
-def _attention_bytes(cfg, rows: int, threads: int, itemsize: int) -> int:
+def _attention_bytes(cfg, rows: int, threads: int, itemsize: int, members: int = 1) -> int:
     """Attention tables (CSR neighbour lists, int64, and the pairs they are built from)
-    and the dense path's per-thread scores."""
+    and the dense path's per-thread scores and attention rows (padded to whole panels)
+    and its packed states (keys and values of every member and level)."""
     from ._engine.tables import is_dense
+    from ._kernels.gemm import padded
 
     n = cfg.n_columns
     sparse = dense = 0
@@ -119,7 +121,13 @@ def _attention_bytes(cfg, rows: int, threads: int, itemsize: int) -> int:
             sparse += n * _neighbours(cfg, att.radius)
     # indices (8 bytes an entry), and the rows/cols/order temporaries of building them
     tables = 8 * sparse * 4 + 8 * cfg.levels * (n + 1)
-    return tables + threads * rows * (n if dense else 1) * itemsize
+    if not dense:
+        return tables + threads * rows * itemsize
+    np_, dp = padded(n, cfg.np_dtype), padded(cfg.dim, cfg.np_dtype)
+    packed = members * cfg.levels * (np_ * cfg.dim + dp * n)
+    # scores (rows, N padded) and the attention rows' padding (the rows themselves are
+    # counted with the other scratch)
+    return tables + (threads * rows * (np_ + dp - cfg.dim) + packed) * itemsize
 
 
 def _weights_bytes(cfg, weights, members: int) -> int:
@@ -193,7 +201,7 @@ def estimate_run_memory(cfg, steps=None, record_every=1, summaries_only=False, m
     hp, dp = padded(H // splits, cfg.np_dtype), padded(D, cfg.np_dtype)  # whole panels
     per_thread = threads * (net_rows * (D + hp + dp) + split.rows * D) * size
     small = 64 * 1024  # kernel ids, parameter rows, flags, task tables: a few KiB
-    buffers = netbuf + norms + per_thread + _attention_bytes(cfg, split.rows, threads, size)
+    buffers = netbuf + norms + per_thread + _attention_bytes(cfg, split.rows, threads, size, M)
     buffers += small + L * M * -(-N // split.rows)  # and the per-task non-finite flags
     # tokens in the run's dtype, one float64 copy (a scene's or the caller's)
     inputs = M * N * D * (size + 8)

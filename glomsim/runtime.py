@@ -12,8 +12,9 @@ Three measured choices live here:
   threading layer starts (and only then), keeping any value the user set.
 - One BLAS thread while a run steps. OpenBLAS's idle threads spin and, beside numba's
   parallel kernels, made a step 100x slower on 2 cores; the fused kernel spreads work
-  over numba's threads instead (BLAS does global attention's products there; the nets'
-  run without it, :mod:`glomsim._kernels.gemm`). The limit is counted: concurrent runs
+  over numba's threads instead, and its products (the nets', global attention's) run
+  without BLAS (:mod:`glomsim._kernels.gemm`); a custom rule's numpy code may still call
+  BLAS. The limit is counted: concurrent runs
   on several Python threads lower it once and the last one to finish restores it.
 - Tiny steps on one numba thread: waking threads costs more than the work.
 - Fewer threads when other processes hold cores (:class:`_Load`). A parallel loop waits

@@ -6,7 +6,8 @@ import numpy as np
 from glomsim._engine.nets import pack_net
 from glomsim._engine.tables import attention_tables, maths_of
 from glomsim._kernels import ids
-from glomsim._kernels.attention import dense_block, key_rows, local_row
+from glomsim._kernels.attention import dense_block, key_rows, local_row, pack_rows
+from glomsim._kernels.gemm import padded, panel_width
 from glomsim._kernels.nets import net_rows
 
 
@@ -34,9 +35,18 @@ def attend(cfg, x, level=0, step=1):
     key_rows(x, 0, n, kernel == ids.GLOM_PYTORCH, p[ids.TINY], norms, sqnorms, inv_norms)
     out = np.empty_like(x)
     if t.dense[level]:
-        scores = np.empty((n, n), x.dtype)
-        dense_block(x, 0, kernel, excl, p, norms, sqnorms, inv_norms, out, maths.fast,
-                    maths.poly, scores)  # fmt: skip
+        # the level packed for the products as the step's norm tasks do, in two pieces
+        dt, (N, D) = x.dtype, x.shape
+        W = panel_width(dt)
+        keys = np.zeros((padded(N, dt) // W, D, W), dt)
+        values = np.zeros((padded(D, dt) // W, N, W), dt)
+        pack_rows(x, 0, n // 2, keys, values)
+        pack_rows(x, n // 2, n, keys, values)
+        scores = np.full((n, padded(n, dt)), np.nan, dt)  # as wide as whole panels
+        wide = np.full((n, padded(D, dt)), np.nan, dt)
+        dense_block(x, 0, kernel, excl, p, norms, sqnorms, inv_norms, keys, values, wide,
+                    maths.fast, maths.poly, scores)  # fmt: skip
+        out[:] = wide[:, :D]
     else:
         scores = np.empty(t.max_k, x.dtype)
         for i in range(n):

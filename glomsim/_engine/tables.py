@@ -12,7 +12,7 @@ import numpy as np
 
 from .._kernels import ids
 from .._kernels.args import AttentionTables, Buffers, Maths, Norm, Scratch
-from .._kernels.gemm import padded
+from .._kernels.gemm import padded, panel_width
 from .._kernels.nets import POLY_F32
 from ..config import GlomConfig
 from ..neighbours import attention_csr
@@ -111,12 +111,19 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
     # hidden units and outputs padded to whole panels of the packed products (nets.pack_net)
     hc = 1 if identity else padded(H // splits, dt)
     dp = 1 if identity else padded(D, dt)
-    dense_n = N if any(is_dense(cfg.attention_at(level)) for level in range(L)) else 1
+    # global attention multiplies by its level's state packed in panels (attention.pack_rows)
+    any_dense = any(is_dense(cfg.attention_at(level)) for level in range(L))
+    W = panel_width(dt)
+    dense_n = padded(N, dt) if any_dense else 1
+    att_d = padded(D, dt) if any_dense else D
+    packed = (
+        ((M, L, dense_n // W, D, W), (M, L, att_d // W, N, W)) if any_dense else ((1,) * 5,) * 2
+    )
     scratch = Scratch(
         x=np.empty((T, net_rows, D), dt),
         h=np.empty((T, net_rows, hc), dt),
         y=np.empty((T, net_rows, dp), dt),
-        att=np.empty((T, split.rows, D), dt),
+        att=np.empty((T, split.rows, att_d), dt),
         scores=np.empty((T, split.rows, dense_n), dt),
     )
     return Buffers(
@@ -124,6 +131,8 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
         norms=np.empty((M, L, N), dt),
         sqnorms=np.empty((M, L, N), dt),
         inv_norms=np.empty((M, L, N), dt),
+        keys=np.zeros(packed[0], dt),
+        values=np.zeros(packed[1], dt),
         nonfinite=np.zeros(L * M * -(-N // split.rows), dtype=np.uint8),
         where=np.zeros(2, dtype=np.int64),  # (member, level) of a failed run
         scratch=scratch,

@@ -45,18 +45,24 @@ Split = namedtuple("Split", "block rows group chunk")
 
 #: Per-thread scratch (T, ...), T = numba's largest thread count: net inputs, hidden
 #: units and outputs (group x block rows; hidden units and outputs padded to whole
-#: panels, Hp and P2 W), attention (rows, D), dense scores (rows, N).
+#: panels, Hp and P2 W), attention (rows, D; padded to whole panels, P_D W, where a level
+#: is dense), dense scores (rows, P_N W).
 Scratch = namedtuple("Scratch", "x h y att scores")
 
 #: Buffers of a run: net outputs ``netbuf`` (2, S, L, M, N, D); row norms, squared norms
-#: and key scales (M, L, N); a non-finite flag per (level, member, block) task; the first
+#: and key scales (M, L, N); the states of dense levels packed for global attention's
+#: products (``attention.pack_rows``): ``keys`` (M, L, P_N, D, W) and ``values`` (M, L,
+#: P_D, N, W), placeholders of shape (1, 1, 1, 1, 1) without a dense level, P_N W and
+#: P_D W the columns and features padded to whole panels, zeros past N and D; a
+#: non-finite flag per (level, member, block) task; the first
 #: failing (member, level) of an in-numba run ``where`` (2,); the scratch; and, when
 #: ``keep_att``, every level's attention contribution ``att_out`` (L, M, N, D) (the
 #: custom-rule path reads it); ``change_sums`` (2, L * M * blocks) float64: each (level,
 #: member, block) task's sums of squares of E_t - E_{t-1} and of E_t over its rows.
 Buffers = namedtuple(
     "Buffers",
-    "netbuf norms sqnorms inv_norms nonfinite where scratch att_out keep_att change_sums",
+    "netbuf norms sqnorms inv_norms keys values nonfinite where scratch att_out keep_att "
+    "change_sums",
 )
 
 #: One step's mixing weights (L, 4) in the state's dtype, its net tasks (T, 5), and

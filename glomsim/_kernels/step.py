@@ -27,7 +27,7 @@ import numpy as np
 from numba import get_thread_id
 
 from .args import Nets, StepTasks
-from .attention import dense_block, dense_block_lean, key_rows, local_row, local_row_lean
+from .attention import dense_block, dense_block_lean, key_rows, local_row, local_row_lean, pack_rows
 from .ids import CONTRASTIVE, GELU, GLOM_PYTORCH, TINY
 from .jit import REASSOC, njit, prange, variant
 from .nets import net_rows, net_rows_lean
@@ -87,6 +87,7 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     fast, poly, gelu = maths
     block, rows, group = split.block, split.rows, split.group
     netbuf, norms, sqnorms, inv_norms = bufs.netbuf, bufs.norms, bufs.sqnorms, bufs.inv_norms
+    keys, values = bufs.keys, bufs.values
     nonfinite, att_out, keep_att = bufs.nonfinite, bufs.att_out, bufs.keep_att
     change_sums = bufs.change_sums
     # per-thread scratch (indexed by numba's thread id): allocating ~1 MB a task instead
@@ -99,8 +100,9 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
         # groups made again inside the loop: a parallel loop passes arrays and scalars
         net_task(net_tasks[it], (prev, delayed, inputs),
                  (bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act),
-                 (fast, poly, gelu), (kernels, params), (block, rows, group),
-                 (netbuf, norms, sqnorms, inv_norms), (xbuf[tid], hbuf[tid], ybuf[tid]))  # fmt: skip
+                 (fast, poly, gelu), (kernels, params, dense), (block, rows, group),
+                 (netbuf, norms, sqnorms, inv_norms, keys, values),
+                 (xbuf[tid], hbuf[tid], ybuf[tid]))  # fmt: skip
     for task in prange(L * M * nb):
         tid = get_thread_id()
         # an int64 index, as in typing: the loop's own (uint64 in the parallel lowering)
@@ -108,8 +110,8 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
         combine_task(np.int64(task), (prev, delayed, inputs, out), (mix, bu0_ready),
                      (pos, identity), (kernels, self_excl, params, dense, indptr, indices,
                      max_k), (norm_id, ln_eps), (fast, poly), rows,
-                     (netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att,
-                     change_sums), (abuf[tid], sbuf[tid]))  # fmt: skip
+                     (netbuf, norms, sqnorms, inv_norms, keys, values, nonfinite, att_out,
+                     keep_att, change_sums), (abuf[tid], sbuf[tid]))  # fmt: skip
 
 
 @njit(internal=True)
@@ -121,9 +123,9 @@ def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     again: a parallel loop passes arrays and scalars, not groups of groups)."""
     prev, delayed, inputs = states
     bu_w1, bu_b1, bu_w2, bu_b2, td_w1, td_b1, td_w2, td_b2, pos, act = nets
-    kernels, params = attn
+    kernels, params, dense = attn
     block, rows, group = sizes
-    netbuf, norms, sqnorms, inv_norms = outs
+    netbuf, norms, sqnorms, inv_norms, keys, values = outs
     xbuf, hbuf, ybuf = scratch
     M, L, N, D = prev.shape
     shared = bu_w1.shape[0] == 1
@@ -133,9 +135,12 @@ def net_task(task, states, nets, maths, attn, sizes, outs, scratch):
     r0 = task[3]
     chunk = task[4]
     if kind == 2:  # norms (and key scales) of one member's block of rows
-        key_rows(prev[g0, level], r0, min(N, r0 + rows), kernels[level] == GLOM_PYTORCH,
+        r1 = min(N, r0 + rows)
+        key_rows(prev[g0, level], r0, r1, kernels[level] == GLOM_PYTORCH,
                  params[level, TINY], norms[g0, level], sqnorms[g0, level],
                  inv_norms[g0, level])  # fmt: skip
+        if dense[level]:  # and those rows packed for the dense block's products
+            pack_rows(prev[g0, level], r0, r1, keys[g0, level], values[g0, level])
         return
     g1 = min(M, g0 + group)
     G = g1 - g0
@@ -213,7 +218,9 @@ def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratc
     kernels, self_excl, params, dense, indptr, indices, max_k = attn
     norm_id, ln_eps = norm
     fast_erf, erf_c = maths
-    netbuf, norms, sqnorms, inv_norms, nonfinite, att_out, keep_att, change_sums = bufs
+    netbuf, norms, sqnorms, inv_norms, keys, values, nonfinite, att_out, keep_att, change_sums = (
+        bufs
+    )
     abuf, sbuf = scratch
     M, L, N, D = prev.shape
     nb = (N + rows - 1) // rows
@@ -234,8 +241,8 @@ def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratc
         if dense[level]:
             dense_block(
                 x, r0, kernels[level], self_excl[level], params[level],
-                norms[member, level], sqnorms[member, level], inv_norms[member, level], att,
-                fast_erf, erf_c, sbuf[:m],
+                norms[member, level], sqnorms[member, level], inv_norms[member, level],
+                keys[member, level], values[member, level], att, fast_erf, erf_c, sbuf[:m],
             )  # fmt: skip
         else:
             scores = np.empty(max_k, dtype=prev.dtype)
