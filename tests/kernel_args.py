@@ -44,7 +44,7 @@ def attend(cfg, x, level=0, step=1):
         pack_rows(x, n // 2, n, keys, values)
         scores = np.full((n, padded(n, dt)), np.nan, dt)  # as wide as whole panels
         wide = np.full((n, padded(D, dt)), np.nan, dt)
-        dense_block(x, 0, kernel, excl, p, norms, sqnorms, inv_norms, keys, values, wide,
+        dense_block(x, 0, kernel, excl, p, (norms, sqnorms, inv_norms), (keys, values), wide,
                     maths.fast, maths.poly, scores)  # fmt: skip
         out[:] = wide[:, :D]
     else:

@@ -330,10 +330,10 @@ def contrastive_row(row, i, norms, self_j, p, fast, ec):
 
 
 @njit(fastmath=REASSOC)
-def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, keys, values, att,  # noqa: C901
-                fast, ec, s):  # fmt: skip
+def dense_block(x, r0, kernel, self_excluded, p, stats, packed, att, fast, ec, s):  # noqa: C901
     """Global softmax attention of rows r0.. of x: S = x_block x^T, softmax, S x.
 
+    ``stats``: the rows' (norms, squared norms, key scales); ``packed``: (keys, values).
     Both products run :func:`.gemm.gemm_packed` against x packed once per step by
     :func:`pack_rows` (``keys``: x^T, ``values``: x), so ``s`` (m, >= N) and ``att``
     (m, >= D) are as wide as whole panels: on a Zen 5 core a 64-row block of a 64 x 64
@@ -349,6 +349,8 @@ def dense_block(x, r0, kernel, self_excluded, p, norms, sqnorms, inv_norms, keys
     that bound exceeds the shift-max slot (``ids.BOUND_SHIFT_MAX``) (and for the gaussian kernel) the row's maximum
     is taken instead. The shift cancels in the softmax.
     """
+    norms, sqnorms, inv_norms = stats  # of every row of x (:func:`key_rows`)
+    keys, values = packed
     m = att.shape[0]
     N = x.shape[0]
     beta, inv_sqrt_d, self_score = p[BETA], p[INV_SQRT_D], p[SELF_SCORE]

@@ -45,7 +45,8 @@ def step_all(prev, delayed, inputs, out, step, nets, attn, norm, maths, split, b
     Two parallel loops. The first runs the net tasks ``step.tasks`` (T, 5). A task
     (2, level, member, first row, 0) computes the norms of ``rows`` rows of E[t-1] (and
     the key scales of the glom_pytorch kernel, ``inv_norms`` (M, L, N)) where attention
-    is on; these tasks
+    is on, and at a level of global attention packs those rows for its two products
+    (``bufs.keys``, ``bufs.values``: :func:`.attention.pack_rows`); these tasks
     are spread evenly among the others, so an even split of the loop stays balanced (a
     loop of their own cost a parallel region a step). A net task (net: 0 bottom-up or 1
     top-down, level, first member, first row, hidden chunk) runs one net on ``group``
@@ -241,8 +242,8 @@ def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratc
         if dense[level]:
             dense_block(
                 x, r0, kernels[level], self_excl[level], params[level],
-                norms[member, level], sqnorms[member, level], inv_norms[member, level],
-                keys[member, level], values[member, level], att, fast_erf, erf_c, sbuf[:m],
+                (norms[member, level], sqnorms[member, level], inv_norms[member, level]),
+                (keys[member, level], values[member, level]), att, fast_erf, erf_c, sbuf[:m],
             )  # fmt: skip
         else:
             scores = np.empty(max_k, dtype=prev.dtype)
