@@ -50,7 +50,8 @@ def attend(cfg, x, level=0, step=1):
     else:
         scores = np.empty(t.max_k, x.dtype)
         for i in range(n):
-            local_row(x, i, t.indptr[level], t.indices, kernel, excl, p, norms, scores, out[i])
+            local_row(x, i, t.indptr[level], t.indices, kernel, excl, p, norms, scores, out[i],
+                      maths.fast, maths.poly)  # fmt: skip
     return out
 
 

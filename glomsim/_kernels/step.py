@@ -27,7 +27,14 @@ import numpy as np
 from numba import get_thread_id
 
 from .args import Nets, StepTasks
-from .attention import dense_block, dense_block_lean, key_rows, local_row, local_row_lean, pack_rows
+from .attention import (
+    dense_block,
+    dense_block_lean,
+    key_rows,
+    local_rows,
+    local_rows_lean,
+    pack_rows,
+)
 from .ids import CONTRASTIVE, GELU, GLOM_PYTORCH, TINY
 from .jit import REASSOC, njit, prange, variant
 from .nets import net_rows, net_rows_lean
@@ -247,11 +254,8 @@ def combine_task(task, states, step, nets, attn, norm, maths, rows, bufs, scratc
             )  # fmt: skip
         else:
             scores = np.empty(max_k, dtype=prev.dtype)
-            for r in range(m):
-                local_row(
-                    x, r0 + r, indptr[level], indices, kernels[level], self_excl[level],
-                    params[level], norms[member, level], scores, att[r],
-                )  # fmt: skip
+            local_rows(x, r0, att, (indptr[level], indices), kernels[level], self_excl[level],
+                       params[level], norms[member, level], scores, (fast_erf, erf_c))  # fmt: skip
         if keep_att:  # the custom-rule path reads every contribution
             kept = att_out[level, member]
             for r in range(m):  # a loop, not a slice assignment: see _copy_rows
@@ -514,7 +518,7 @@ def _copy_rows(src, dst):
 # The lean variants: GELU nets and no contrastive kernel (most runs). A run compiles only
 # the variant it runs (:func:`variant_of`); ``glomsim warmup`` compiles both.
 net_task_lean = variant(net_task, "_lean", net_rows=net_rows_lean)
-combine_task_lean = variant(combine_task, "_lean", local_row=local_row_lean,
+combine_task_lean = variant(combine_task, "_lean", local_rows=local_rows_lean,
                             dense_block=dense_block_lean)  # fmt: skip
 step_all_lean = variant(step_all, "_lean", net_task=net_task_lean,
                         combine_task=combine_task_lean)  # fmt: skip
