@@ -157,12 +157,32 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
                 s += diff * diff
             scores[q - start] = -beta * s
     else:
-        for q in range(start, end):
+        # four neighbours a pass over x_i (its loads shared, four sums at once)
+        q = start
+        while q + 4 <= end:
+            j0, j1, j2, j3 = indices[q], indices[q + 1], indices[q + 2], indices[q + 3]
+            s0 = zero
+            s1 = zero
+            s2 = zero
+            s3 = zero
+            for k in range(D):
+                xik = x[i, k]
+                s0 += xik * x[j0, k]
+                s1 += xik * x[j1, k]
+                s2 += xik * x[j2, k]
+                s3 += xik * x[j3, k]
+            scores[q - start] = s0
+            scores[q - start + 1] = s1
+            scores[q - start + 2] = s2
+            scores[q - start + 3] = s3
+            q += 4
+        while q < end:
             j = indices[q]
             s = zero
             for k in range(D):
                 s += x[i, k] * x[j, k]
             scores[q - start] = s
+            q += 1
         if kernel == DOT:
             for q in range(n):
                 scores[q] = beta * scores[q]
@@ -187,11 +207,22 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
         e = exp_nonpositive(scores[q] - m, zero, fast, ec)
         scores[q] = e
         total += e
-    for q in range(start, end):
+    q = start
+    while q + 4 <= end:  # four neighbours a pass over out_row
+        j0, j1, j2, j3 = indices[q], indices[q + 1], indices[q + 2], indices[q + 3]
+        a0 = scores[q - start] / total
+        a1 = scores[q - start + 1] / total
+        a2 = scores[q - start + 2] / total
+        a3 = scores[q - start + 3] / total
+        for k in range(D):
+            out_row[k] += a0 * x[j0, k] + a1 * x[j1, k] + a2 * x[j2, k] + a3 * x[j3, k]
+        q += 4
+    while q < end:
         j = indices[q]
         a = scores[q - start] / total
         for k in range(D):
             out_row[k] += a * x[j, k]
+        q += 1
 
 
 @njit(fastmath=REASSOC)
