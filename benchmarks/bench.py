@@ -97,9 +97,7 @@ def _best_rate(fn, size, repeats):
 def _jax_gemm_rate(a, b, threads, repeats):
     """XLA's product on ``threads`` cores: a fresh process pinned to them (XLA sizes its
     thread pool once, at start), or None without jax."""
-    import importlib.util
-
-    if importlib.util.find_spec("jax") is None:
+    if not _jax_peer().available():
         return None
     code = (
         "import sys, time, numpy as np, jax, jax.numpy as jnp\n"
@@ -319,12 +317,19 @@ def bench_config(name, threads, repeats, with_reference, warm_seconds=0.05):
     return row
 
 
+def _jax_peer():
+    """benchmarks/jax_peer.py, imported from beside this script."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import jax_peer
+
+    return jax_peer
+
+
 def _jax_peers(model, cfg, w, img, iters, radius):
     """``jax_dense`` and ``jax_local`` (benchmarks/jax_peer.py) when jax is importable,
     compiled and checked against glomsim before any timing."""
-    sys.path.insert(0, str(HERE))
-    import jax_peer
-
+    jax_peer = _jax_peer()
     if not jax_peer.available():
         return {}
     fns = jax_peer.peers(model, cfg, w, img, iters, radius)
@@ -339,10 +344,7 @@ def _start_jax():
     started inside a 1-thread row kept one thread for the 2-thread rows as well (measured:
     a 2048 x 2048 product at 265 GFLOP/s pinned, 270 after unpinning, 503 in a process
     started on both cores), which had made every 2-thread JAX timing a 1-thread one."""
-    sys.path.insert(0, str(HERE))
-    import jax_peer
-
-    if jax_peer.available():
+    if _jax_peer().available():
         import jax
         import jax.numpy as jnp
 

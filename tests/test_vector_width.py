@@ -17,28 +17,26 @@ from glomsim._kernels.jit import VECTOR_BITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# dim 20, hidden 80 and 20 columns: padded to whole panels at either width (32 or 16
-# columns), through local attention (level 0) and global attention's packed products
+# the other width's process runs this test module's _case
 RUN = """
-import json, sys
+import json
 import numpy as np
-import glomsim as gs
+from glomsim import simulate
 from glomsim._kernels.jit import VECTOR_BITS
 from glomsim._kernels.gemm import panel_width
+from tests.test_vector_width import _case
 out = dict(bits=VECTOR_BITS, width=panel_width(np.float32))
 for dtype in ("float32", "float64"):
-    cfg = gs.GlomConfig(levels=3, dim=20, grid=(4, 5), steps=4, dtype=dtype,
-                        attention=(gs.Attention(kernel="glom_pytorch", radius=1.5),
-                                   gs.Attention(kernel="glom_pytorch"),
-                                   gs.Attention(kernel="cosine", beta=2.0)))
-    w = gs.random_weights(cfg, seed=3, patch_size=2)
-    img = np.random.default_rng(1).standard_normal((3, 8, 10))
-    out[dtype] = gs.simulate(cfg, w, inputs=img).embedding.values.tolist()
+    cfg, w, img = _case(dtype)
+    out[dtype] = simulate(cfg, w, inputs=img).embedding.values.tolist()
 print(json.dumps(out))
 """
 
 
 def _case(dtype):
+    """The run both widths make: dim 20, hidden 80 and 20 columns, padded to whole panels
+    at either width (32 or 16 columns), through local attention (level 0) and global
+    attention's packed products (levels 1 and 2)."""
     cfg = gs.GlomConfig(levels=3, dim=20, grid=(4, 5), steps=4, dtype=dtype,
                         attention=(gs.Attention(kernel="glom_pytorch", radius=1.5),
                                    gs.Attention(kernel="glom_pytorch"),
