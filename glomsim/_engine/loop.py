@@ -50,6 +50,8 @@ def integrate(plan, start, tokens, steps: int, recorder, *, per_frame: int = 1, 
     of every level in one step is below it; ``progress``: an object with ``update(n)``
     and ``close()``. Raises :class:`Diverged`."""
     rec = recorder.start(start, steps, plan.cfg.top_down_delay)
+    if settle is None:  # every record will be written (unless the run diverges)
+        rec.prefault()
     members = start.state0.ndim == 4
     plan.begin()
     try:

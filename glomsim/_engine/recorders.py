@@ -56,6 +56,18 @@ class _Storage:
         size = state0.shape[-2] * state0.shape[-1]
         self.rms[0] = np.sqrt(sum_squares(self.out[0]) / size)
 
+    def prefault(self) -> None:
+        """Fault in the pages of the records after the start now, one write of a zero
+        byte per 4 KiB page (their values are garbage until written): faulting fresh
+        memory inside the parallel step left one thread waiting on the other's page
+        faults. A 100-step run of the 32x32 dim-128 config recording every step took
+        7.05-7.86 instead of 6.01-6.11 ms a step (two threads); the pages themselves cost
+        0.12 ms per 2.6 MB state here, zeroed by the kernel. Only for runs that will
+        write all their records (no settling test)."""
+        rest = self.out[1:]
+        if rest.size:
+            rest.reshape(-1).view(np.uint8)[::4096] = 0
+
     def slots(self, t: int):
         """(E[t-1], E[t-d], where E[t] goes) of local step t."""
         return self.state(t - 1), self.state(t - self.d), self.state(t)
