@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._kernels.gemm import aligned_empty
+
 __all__ = ["EveryKth", "SummariesOnly", "sum_squares"]
 
 
@@ -42,9 +44,9 @@ class _Storage:
         self.steps = steps
         self.ring = None
         if not direct:
-            self.ring = np.empty((delay + 1,) + state0.shape, dtype=state0.dtype)
+            self.ring = aligned_empty((delay + 1,) + state0.shape, state0.dtype)
             self.ring[0] = state0
-        self.out = np.empty((records,) + state0.shape, dtype=state0.dtype)
+        self.out = aligned_empty((records,) + state0.shape, state0.dtype)
         self.out[0] = state0
         # a real array, not a broadcast view: the in-numba run takes C-contiguous states
         self.history = np.ascontiguousarray(start.history, dtype=state0.dtype)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._kernels import ids
 from .._kernels.args import AttentionTables, Buffers, Maths, Norm, Scratch
-from .._kernels.gemm import padded, panel_width
+from .._kernels.gemm import aligned_empty, padded, panel_width
 from .._kernels.nets import POLY_F32
 from ..config import GlomConfig
 from ..neighbours import attention_csr
@@ -120,19 +120,19 @@ def buffers(cfg: GlomConfig, members: int, split, splits: int, identity: bool) -
         ((M, L, dense_n // W, D, W), (M, L, att_d // W, N, W)) if any_dense else ((1,) * 5,) * 2
     )
     scratch = Scratch(
-        x=np.empty((T, net_rows, D), dt),
-        h=np.empty((T, net_rows, hc), dt),
-        y=np.empty((T, net_rows, dp), dt),
-        att=np.empty((T, split.rows, att_d), dt),
-        scores=np.empty((T, split.rows, dense_n), dt),
+        x=aligned_empty((T, net_rows, D), dt),
+        h=aligned_empty((T, net_rows, hc), dt),
+        y=aligned_empty((T, net_rows, dp), dt),
+        att=aligned_empty((T, split.rows, att_d), dt),
+        scores=aligned_empty((T, split.rows, dense_n), dt),
     )
     return Buffers(
-        netbuf=np.empty(shape, dt),
+        netbuf=aligned_empty(shape, dt),
         norms=np.empty((M, L, N), dt),
         sqnorms=np.empty((M, L, N), dt),
         inv_norms=np.empty((M, L, N), dt),
-        keys=np.zeros(packed[0], dt),
-        values=np.zeros(packed[1], dt),
+        keys=aligned_empty(packed[0], dt, fill=0),
+        values=aligned_empty(packed[1], dt, fill=0),
         nonfinite=np.zeros(L * M * -(-N // split.rows), dtype=np.uint8),
         where=np.zeros(2, dtype=np.int64),  # (member, level) of a failed run
         scratch=scratch,
