@@ -166,11 +166,18 @@ class SummariesOnly:
 
 
 class _SummariesRun(_Storage):
-    in_numba = False
+    # run_steps keeps the last state itself when no step is a multiple of ``every``: it
+    # then copies only the last into out[1]. Stepping from Python instead had cost ~10%
+    # of a small config's step (0.143-0.147 against 0.127-0.135 ms, 500 steps of 8x8)
+    in_numba = True
     summaries_only = True
 
     def __init__(self, start, steps, delay):
         super().__init__(start, 1 + (steps > 0), delay, False, steps)
+        self.every = start.t0 + steps + 1  # beyond the run's last step
+
+    def after_numba(self, last: int) -> None:
+        """Nothing to note: :meth:`kept` reads the ring and the summaries."""
 
     def kept(self, upto: int):
         if upto > 0:
