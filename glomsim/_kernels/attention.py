@@ -207,19 +207,22 @@ def local_row(x, i, indptr, indices, kernel, self_excluded, p, norms, scores, ou
         e = exp_nonpositive(scores[q] - m, zero, fast, ec)
         scores[q] = e
         total += e
+    # one division a row, as on the dense path: a division a neighbour had cost 10% of a
+    # row of 13 at dim 128 in float32 (213-226 against 189-195 ns), 16% in float64
+    inv = p[ONE] / total
     q = start
     while q + 4 <= end:  # four neighbours a pass over out_row
         j0, j1, j2, j3 = indices[q], indices[q + 1], indices[q + 2], indices[q + 3]
-        a0 = scores[q - start] / total
-        a1 = scores[q - start + 1] / total
-        a2 = scores[q - start + 2] / total
-        a3 = scores[q - start + 3] / total
+        a0 = scores[q - start] * inv
+        a1 = scores[q - start + 1] * inv
+        a2 = scores[q - start + 2] * inv
+        a3 = scores[q - start + 3] * inv
         for k in range(D):
             out_row[k] += a0 * x[j0, k] + a1 * x[j1, k] + a2 * x[j2, k] + a3 * x[j3, k]
         q += 4
     while q < end:
         j = indices[q]
-        a = scores[q - start] / total
+        a = scores[q - start] * inv
         for k in range(D):
             out_row[k] += a * x[j, k]
         q += 1
