@@ -167,8 +167,8 @@ class SummariesOnly:
 
 class _SummariesRun(_Storage):
     # run_steps keeps the last state itself when no step is a multiple of ``every``: it
-    # then copies only the last into out[1]. Stepping from Python instead had cost ~10%
-    # of a small config's step (0.143-0.147 against 0.127-0.135 ms, 500 steps of 8x8)
+    # then copies only the last into out[1]. Stepping from Python instead had cost ~15%
+    # of a small config's step (0.143-0.148 against 0.123-0.129 ms, 500 steps of 8x8)
     in_numba = True
     summaries_only = True
 
