@@ -330,6 +330,28 @@ def bench_config(name, threads, repeats, with_reference, warm_seconds=0.05):
     return row
 
 
+def _fma_peak():
+    """benchmarks/fma_peak.py, imported from beside this script."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import fma_peak
+
+    return fma_peak
+
+
+def _fma_floor(row, fma_gflops):
+    """Adds to a config's ``row`` what the FMA peak allows: ``floor_ms_per_iteration``,
+    glomsim's executed FLOPs at that peak (no implementation of the same work is faster);
+    ``fraction_of_fma_peak``; and for each peer ``floor_speedup_vs_<peer>``, the peer's
+    time over that floor: the largest speed-up against it that glomsim's work allows."""
+    floor = row["glomsim_executed_flops_per_iteration"] / fma_gflops / 1e6
+    row["floor_ms_per_iteration"] = floor
+    row["fraction_of_fma_peak"] = floor / row["ms_per_iteration"]["glomsim"]
+    for peer, ms in row["ms_per_iteration"].items():
+        if peer not in ("glomsim", "reference"):
+            row[f"floor_speedup_vs_{peer}"] = ms / floor
+
+
 def _jax_peer():
     """benchmarks/jax_peer.py, imported from beside this script."""
     if str(HERE) not in sys.path:
@@ -696,6 +718,7 @@ def main(argv=None):
     peaks = {t: gemm_peak(t) for t in args.threads}
     result = dict(gemm_peak_gflops={t: p for t, (p, _) in peaks.items()},
                   gemm_peak_sources={t: src for t, (_, src) in peaks.items()},
+                  fma_peak_gflops={t: _fma_peak().peak(t) for t in args.threads},
                   blas_environment={k: v for k, v in os.environ.items()
                                     if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
                   rows=[])  # fmt: skip
@@ -707,7 +730,8 @@ def main(argv=None):
         + " (best of "
         + "; ".join(f"{t}t " + ", ".join(f"{k} {v:.0f}" for k, v in src.items())
                     for t, src in result["gemm_peak_sources"].items())
-        + ")"
+        + "); FMA peak (registers only, benchmarks/fma_peak.py): "
+        + ", ".join(f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["fma_peak_gflops"].items())
     )  # fmt: skip
     for name in CONFIGS:
         if name not in only:
@@ -721,6 +745,7 @@ def main(argv=None):
             net_bound_ms = glomsim_net_flops_per_iteration(dim, levels, side**2, iters) / peak / 1e6
             row["net_bound_ms_per_iteration"] = net_bound_ms
             row["over_net_bound"] = row["ms_per_iteration"]["glomsim"] / net_bound_ms
+            _fma_floor(row, result["fma_peak_gflops"][threads])
             result["rows"].append(row)
             ms = row["ms_per_iteration"]
             print(f"{name:>6} {threads}t: glomsim {ms['glomsim']:.2f} ms/it "
@@ -732,6 +757,9 @@ def main(argv=None):
                             if k.startswith("speedup_vs_"))
                   + "; peak MB " + ", ".join(f"{k} {v:.1f}"
                                              for k, v in row["peak_traced_mb"].items()))  # fmt: skip
+            print(f"{'':>6}     {100 * row['fraction_of_fma_peak']:.0f}% of the FMA peak; "
+                  f"at that peak x" + ", x".join(f"{v:.2f} {k[17:]}" for k, v in row.items()
+                                                 if k.startswith("floor_speedup_vs_")))  # fmt: skip
     if "ensemble" in only:
         for threads in args.threads:
             row = bench_ensemble(threads, repeats, members=32 if args.quick else 256)

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,11 +34,43 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
         assert "glom_pytorch" in peers  # the same weights, loaded through the interop
     for peer in peers - {"glomsim"}:
         assert row[f"speedup_vs_{peer}"] > 0
+    # the FMA peak's floor: glomsim's executed work at that peak, and each peer against it
+    assert result["fma_peak_gflops"]["1"] > 0
+    assert row["floor_ms_per_iteration"] == pytest.approx(
+        row["glomsim_executed_flops_per_iteration"] / result["fma_peak_gflops"]["1"] / 1e6
+    )
+    for peer in peers - {"glomsim", "reference"}:
+        assert row[f"floor_speedup_vs_{peer}"] * row["fraction_of_fma_peak"] == pytest.approx(
+            row[f"speedup_vs_{peer}"]
+        )
     assert 0 < row["fraction_of_gemm_peak"]
     # the net-bound limit counts the nets' part of the executed work: executed / net >= 1
     assert row["fraction_of_gemm_peak"] * row["over_net_bound"] >= 1.0
     # glomsim keeps 11 states of 5 x 64 x 64 float32 (~0.9 MB): its traced peak covers them
     assert row["peak_traced_mb"]["glomsim"] > 11 * 5 * 64 * 64 * 4 / 2**20
+
+
+def _fma_peak_module():
+    spec = importlib.util.spec_from_file_location("fma_peak", ROOT / "benchmarks" / "fma_peak.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("x", [0.999, -0.5, 0.25])
+@pytest.mark.parametrize("n", [0, 1, 5, 40])
+def test_the_fma_peak_kernel_runs_every_multiply_add_it_counts(n, x):
+    """The register-only kernel's result is that of n multiply-adds on each of its
+    accumulators, step by step in numpy: none was merged or left out."""
+    fma = _fma_peak_module()
+    chain, parallel = fma.kernels()
+    x32 = np.float32(x)
+    assert chain(n, x32) == pytest.approx(fma.emulated(n, x32), rel=1e-5)
+    out = np.zeros(2, np.float32)
+    parallel(n, x32, out)  # one chain per entry, from x + t 1e-6
+    assert out[0] == chain(n, x32)
+    x1 = np.float32(x32 + np.float32(1e-6))
+    assert out[1] == pytest.approx(fma.emulated(n, x1), rel=1e-5)
 
 
 def test_scaling_sweeps_columns_dim_and_levels(tmp_path):
