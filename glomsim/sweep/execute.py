@@ -16,6 +16,7 @@ resubmitted, up to ``_ROUNDS`` times; and an end that says what is left: a
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -45,24 +46,55 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+#: What a script that starts a sweep needs, said by both sides of the failure below.
+_GUARD = (
+    "every worker process of the embedded cluster imports the script that started the "
+    "sweep, so a script must call glomsim.sweep.run under `if __name__ == '__main__':` "
+    "(or pass client='sync')"
+)
+
+
+def _refuse_while_a_worker_imports_main() -> None:
+    """Raise when ``run`` is called from the top level of the main script while a
+    process started by multiprocessing (a Dask worker of the embedded cluster) runs that
+    script as ``__mp_main__``: without the ``__main__`` guard, every worker would start
+    the sweep again (and find its store locked by the first). A call from a function the
+    worker runs later is left alone."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__mp_main__":
+            where = frame.f_globals.get("__file__") or "the main script"
+            raise RuntimeError(
+                f"glomsim.sweep.run was called while a worker process imported {where}: {_GUARD}"
+            )
+        frame = frame.f_back
+
+
 def _start_cluster(workers):
     from distributed import Client, LocalCluster
 
     n = _cores() if workers is None else workers
     if not is_int(n) or n < 1:
         raise not_allowed("workers", workers, "an integer >= 1 or None (all cores)")
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        # no dashboard, and the scheduler's small HTTP server on a free loopback port:
-        # dashboard_address=None would still bind 8787, and warn when another sweep has it
-        dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": False},
-        # one numba thread per worker process: N workers use N cores, not N x cores
-        env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
-    )
+    try:
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            # no dashboard, and the scheduler's small HTTP server on a free loopback port:
+            # dashboard_address=None would still bind 8787, and warn when another sweep has it
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+            # one numba thread per worker process: N workers use N cores, not N x cores
+            env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+        )
+    except RuntimeError as exc:  # distributed: "Nanny failed to start."
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        hint = f"; {_GUARD}" if script else ""
+        raise RuntimeError(
+            f"the embedded Dask cluster's {n} worker process(es) did not start ({exc}){hint}"
+        ) from exc
     return cluster, Client(cluster)
 
 
@@ -143,6 +175,7 @@ def run(
     >>> ds.attrs["sweep_done"], ds.residual.dims
     (2, ('top_down_delay', 'seed', 'level'))
     """
+    _refuse_while_a_worker_imports_main()
     spec = load_spec(spec)
     store = str(Path(store).expanduser().resolve())
     layout = st.Layout(spec)
